@@ -1,0 +1,27 @@
+# Runtime defaults shared by every mmpsearch config.
+# default_scope='mmpsearch': mmpsearch types are unprefixed, mmdet types carry 'mmdet.',
+# mmpretrain types 'mmpretrain.'; mmengine hooks/optimizers/schedulers resolve unprefixed.
+default_scope = 'mmpsearch'
+# mmpsearch first: it installs the torchvision stand-in before mmpretrain.models imports.
+custom_imports = dict(imports=['mmpsearch', 'mmpretrain.models'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='mmdet.DetVisualizationHook'))
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+
+log_level = 'INFO'
+load_from = None
+resume = False
