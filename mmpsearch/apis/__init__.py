@@ -1,1 +1,4 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
+from .inferencer import PersonSearchInferencer
+
+__all__ = ['PersonSearchInferencer']

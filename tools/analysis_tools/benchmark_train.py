@@ -1,0 +1,148 @@
+# Copyright (c) mmpsearch contributors. All rights reserved.
+"""Measure training throughput of a config: images/s, data-wait share, peak GPU memory.
+
+Runs ``--warmup`` + ``--iters`` training iterations (forward, backward, optimiser step
+with the config's optim wrapper, AMP included) on the config's own train pipeline, batch
+size and input size, reading a synthetic data set in the config's raw layout (generated
+into a temporary folder unless ``--data-root`` is given). Timings exclude the warm-up.
+
+Example:
+    python tools/analysis_tools/benchmark_train.py configs/spnet/spnet-s_convnext-t_30e_prw.py
+    python tools/analysis_tools/benchmark_train.py CONFIG --device cpu --iters 3 \
+        --cfg-options train_dataloader.batch_size=2
+"""
+import argparse
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if osp.isfile(osp.join(_REPO, 'mmpsearch', '__init__.py')):
+    sys.path.insert(0, _REPO)
+
+import mmpsearch  # noqa: E402,F401
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmpsearch.registry import MODELS  # noqa: E402
+from mmpsearch.utils import register_all_modules  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Benchmark training throughput')
+    parser.add_argument('config')
+    parser.add_argument('--iters', type=int, default=20, help='timed iterations')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed iterations first')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--data-root', help='an existing data set in the config\'s layout; '
+                        'default: a synthetic one in a temporary folder')
+    parser.add_argument('--num-workers', type=int, help='override the dataloader workers')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='convert the model to channels-last memory format')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def _layout_of(cfg):
+    ds = cfg.train_dataloader.dataset
+    while 'dataset' in ds:  # wrappers (RepeatDataset, ...)
+        ds = ds.dataset
+    name = ds.type.lower()
+    return ('cuhk' if 'cuhk' in name else 'prw'), ds
+
+
+def make_synthetic(layout, out_dir, seed=0):
+    """Write the synthetic data set in ``layout`` ('prw' | 'cuhk') to ``out_dir``."""
+    cmd = [sys.executable, osp.join(_REPO, 'tools', 'make_synthetic.py'), '--layout', layout,
+           '--out', out_dir, '--seed', str(seed)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def _sync(device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def run_benchmark(cfg, iters, warmup, device, channels_last=False):
+    """Time ``warmup + iters`` training steps.
+
+    Returns:
+        dict: ``images_per_s``, ``data_wait_share``, ``median_step_s``, ``peak_mem_gb``,
+        ``batch_size``, ``iters``, and the last iteration's ``losses``.
+    """
+    model = MODELS.build(cfg.model).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    batch_size = cfg.train_dataloader.batch_size
+    if device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    data_times, step_times = [], []
+    it = iter(loader)
+    losses = {}
+    for i in range(warmup + iters):
+        _sync(device)
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            batch = next(it)
+        t1 = time.perf_counter()
+        losses = model.train_step(batch, optim_wrapper)
+        _sync(device)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            data_times.append(t1 - t0)
+            step_times.append(t2 - t0)
+    total = sum(step_times)
+    return dict(
+        images_per_s=batch_size * iters / total,
+        data_wait_share=sum(data_times) / total,
+        median_step_s=statistics.median(step_times),
+        peak_mem_gb=(torch.cuda.max_memory_allocated() / 2**30
+                     if device.startswith('cuda') else float('nan')),
+        batch_size=batch_size, iters=iters,
+        losses={k: float(v) for k, v in losses.items()})
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.device != 'cuda' and cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+        cfg.optim_wrapper.type = 'OptimWrapper'  # AMP is a CUDA feature here
+        cfg.optim_wrapper.pop('loss_scale', None)
+        cfg.optim_wrapper.pop('dtype', None)
+    if args.num_workers is not None:
+        cfg.train_dataloader.num_workers = args.num_workers
+        if args.num_workers == 0:
+            cfg.train_dataloader.persistent_workers = False
+    layout, ds = _layout_of(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.data_root is None:
+            make_synthetic(layout, tmp)
+            ds.data_root = tmp
+        else:
+            ds.data_root = args.data_root
+        res = run_benchmark(cfg, args.iters, args.warmup, args.device, args.channels_last)
+    dev = torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'
+    print(f'config: {args.config}\ndevice: {dev}\nbatch: {res["batch_size"]}, '
+          f'timed iters: {res["iters"]} (after {args.warmup} warm-up)')
+    print(f'images/s: {res["images_per_s"]:.2f}\nmedian step: {res["median_step_s"]:.3f} s\n'
+          f'data wait: {100 * res["data_wait_share"]:.1f}% of the time\n'
+          f'peak GPU memory: {res["peak_mem_gb"]:.2f} GiB')
+    return res
+
+
+if __name__ == '__main__':
+    main()
