@@ -83,9 +83,11 @@ def main():
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl/.pickle file, got {args.out!r}')
-        runner.test_evaluator.metrics.append(
-            runner.build_evaluator(dict(type='DumpPersonSearchResults',
-                                        out_file_path=args.out)).metrics[0])
+        dump_metric = runner.build_evaluator(
+            dict(type='DumpPersonSearchResults', out_file_path=args.out)).metrics[0]
+        # the test loop set dataset_meta on the metrics it built; this one comes later
+        dump_metric.dataset_meta = runner.test_dataloader.dataset.metainfo
+        runner.test_evaluator.metrics.append(dump_metric)
     runner.test()
 
 
