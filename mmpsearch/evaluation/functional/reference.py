@@ -40,7 +40,7 @@ def sklearn_average_precision(y_true, y_score) -> float:
     return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
-def _gallery(sp, proto, qi, exclude_query_image):
+def gallery_entries(sp, proto, qi, exclude_query_image=False):
     """[(image, target box or None)] of protocol row ``qi``, in protocol order."""
     q = int(proto['query_idx'][qi])
     own = int(sp['query_image_idx'][q])
@@ -121,7 +121,7 @@ def reference_search(sp: dict,
                      np.asarray(f, np.float64)[k]))
     out = dict(ap=[], topk=[], count_tp=[], count_gt=[], num_items=[])
     for qi in rows:
-        q, own, gallery = _gallery(sp, proto, qi, exclude_query_image)
+        q, own, gallery = gallery_entries(sp, proto, qi, exclude_query_image)
         qf = np.asarray(query_feats[q], np.float64)
         count_gt, count_tp = 0, 0
         counted = set()
