@@ -1,1 +1,5 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
+from .qc_pair_sampler import QCPairSampler
+from .swap_path_head import SwapPathHead
+
+__all__ = ['SwapPathHead', 'QCPairSampler']

@@ -1,1 +1,8 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
+from .anchor_generator import SizedAnchorGenerator, octave_sizes
+from .fixed_norm import BatchNormLogits, FixedNormLogits, chi_moments
+from .offset_heads import BoxRegressionMLP, OffsetBridge
+from .safe_batchnorm import SafeBatchNorm1d
+
+__all__ = ['SizedAnchorGenerator', 'octave_sizes', 'FixedNormLogits', 'BatchNormLogits',
+           'chi_moments', 'OffsetBridge', 'BoxRegressionMLP', 'SafeBatchNorm1d']

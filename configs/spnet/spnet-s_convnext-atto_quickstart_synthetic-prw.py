@@ -1,0 +1,60 @@
+# Quick-start SPNet-S on the synthetic PRW-layout set (tools/make_synthetic.py --layout prw),
+# sized for a 2-core CPU in about 10 minutes: a reduced-width ConvNeXt ("atto"-like custom
+# arch, random init: nothing is downloaded), FPN width = stage-3 width, frames resized to
+# short side 192 (they are 384x288) and 192-pixel rrc2 crops, batch 8, a short fp32 AdamW
+# run with a short warm-up. Everything else (anchors, FixedNorm, d = 128, sampling, the OC
+# path, the re-id head, OIM) is SPNet-S.
+_base_ = [
+    '../_base_/models/spnet-s_convnext-t.py', '../_base_/datasets/synthetic_prw.py',
+    '../_base_/schedules/spnet_adamw-cosine_30e.py', '../_base_/default_runtime.py'
+]
+channels = [24, 48, 96, 192]
+max_epochs = 16
+crop_size = 192
+short_side, long_side = 192, 384
+
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 2, 1], channels=channels),
+                  drop_path_rate=0.0,
+                  init_cfg=None),
+    neck=dict(in_channels=channels[1:], out_channels=channels[2]),
+    bbox_head=dict(in_channels=channels[2]),
+    roi_head=dict(roi_extractor=dict(out_channels=channels[2]),
+                  # 30 training identities in the synthetic set (ID_train.mat).
+                  loss_reid=dict(num_person_ids=30, queue_size=500)))
+
+train_pipeline = [
+    dict(type='LoadPersonSearchImage'),
+    dict(type='LoadPersonSearchAnnotations', with_query=False),
+    dict(type='WindowResize', short_side=short_side, long_side=long_side),
+    dict(type='CenterPad', size=3 * crop_size),
+    dict(type='RandomPersonCrop', crop_size=crop_size, focused_prob=0.5, erosion_rate=0.1,
+         min_visibility=0.4),
+    dict(type='PersonSearchRandomFlip', prob=0.5),
+    dict(type='PackPersonSearchInputs')
+]
+test_pipeline = [
+    dict(type='LoadPersonSearchImage'),
+    dict(type='LoadPersonSearchAnnotations'),
+    dict(type='WindowResize', short_side=short_side, long_side=long_side),
+    dict(type='PackPersonSearchInputs')
+]
+train_dataloader = dict(batch_size=8, num_workers=2,
+                        dataset=dict(box_mode='spnet', pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(box_mode='spnet', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                                    weight_decay=5e-4),
+                     clip_grad=dict(max_norm=10.0, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0, end=max_epochs,
+         convert_to_iter_based=True),
+]
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
+log_processor = dict(window_size=10)
+# The untrained model is evaluated first: the baseline next to the trained numbers.
+custom_hooks = [dict(type='EvaluateBeforeTrainHook')]
