@@ -38,8 +38,8 @@ echo "== 2/3 training (mim train mmpsearch $CONFIG); the untrained model is eval
 
 echo "== 3/3 evaluation, result dump and ranked search results"
 CKPT=$(cat "$WORK_DIR/last_checkpoint")
-"$PY" "$REPO/tools/test.py" "$REPO/configs/quickstart/$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" \
+"$PY" "$REPO/tools/test.py" "$REPO/configs/spnet/$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" \
   --out "$WORK_DIR/results.pkl" "${CFG_OPTS[@]}"
-"$PY" "$REPO/tools/analysis_tools/browse_results.py" "$REPO/configs/quickstart/$CONFIG" \
+"$PY" "$REPO/tools/analysis_tools/browse_results.py" "$REPO/configs/spnet/$CONFIG" \
   "$WORK_DIR/results.pkl" --num-queries 4 --topk 5 --out "$WORK_DIR/search_examples.png" "${CFG_OPTS[@]}"
 echo "quickstart finished in $(( $(date +%s) - start )) s; ranked results: $WORK_DIR/search_examples.png"
