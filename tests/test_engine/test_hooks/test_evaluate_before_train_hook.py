@@ -18,16 +18,19 @@ class _CountingMetric(BaseMetric):
         return dict(score=sum(results))
 
 
+_VAL_AND_HOOK = dict(
+    val_dataloader=dict(dataset=dict(type='_SmokeDataset', serialize_data=False),
+                        sampler=dict(type='DefaultSampler', shuffle=False),
+                        batch_size=4, num_workers=0, collate_fn=dict(type='default_collate')),
+    val_cfg=dict(type='ValLoop'),
+    val_evaluator=dict(type='_CountingMetric'),
+    custom_hooks=[dict(type='EvaluateBeforeTrainHook')])
+
+
 def test_evaluates_once_before_training(tmp_path):
     _CountingMetric.calls.clear()
     cfg = _cfg(tmp_path, max_iters=2)
-    cfg.update(
-        val_dataloader=dict(dataset=dict(type='_SmokeDataset', serialize_data=False),
-                            sampler=dict(type='DefaultSampler', shuffle=False),
-                            batch_size=4, num_workers=0, collate_fn=dict(type='default_collate')),
-        val_cfg=dict(type='ValLoop'),
-        val_evaluator=dict(type='_CountingMetric'),
-        custom_hooks=[dict(type='EvaluateBeforeTrainHook')])
+    cfg.update(_VAL_AND_HOOK)
     cfg['train_cfg'] = dict(by_epoch=False, max_iters=2, val_interval=100)
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -44,12 +47,7 @@ def test_skips_on_resume(tmp_path):
     cfg = _cfg(tmp_path, max_iters=3)
     cfg.update(
         resume=True, load_from=str(tmp_path / 'iter_2.pth'), experiment_name='resumed',
-        val_dataloader=dict(dataset=dict(type='_SmokeDataset', serialize_data=False),
-                            sampler=dict(type='DefaultSampler', shuffle=False),
-                            batch_size=4, num_workers=0, collate_fn=dict(type='default_collate')),
-        val_cfg=dict(type='ValLoop'),
-        val_evaluator=dict(type='_CountingMetric'),
-        custom_hooks=[dict(type='EvaluateBeforeTrainHook')])
+        **_VAL_AND_HOOK)
     cfg['train_cfg'] = dict(by_epoch=False, max_iters=3, val_interval=100)
     Runner.from_cfg(cfg).train()
     assert _CountingMetric.calls == [2]  # only the final validation
