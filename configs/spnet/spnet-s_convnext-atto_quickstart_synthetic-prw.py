@@ -18,6 +18,9 @@ short_side, long_side = 192, 384
 model = dict(
     backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 2, 1], channels=channels),
                   drop_path_rate=0.0,
+                  # From random init a 1e-6 layer scale keeps every block near identity
+                  # for hundreds of iterations; pretrained weights overwrite it anyway.
+                  layer_scale_init_value=1.0,
                   init_cfg=None),
     neck=dict(in_channels=channels[1:], out_channels=channels[2]),
     bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim),

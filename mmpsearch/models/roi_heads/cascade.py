@@ -29,7 +29,8 @@ from .reid_roi_head import clip_boxes, clip_rows
 
 __all__ = ['SwapPathCascade']
 
-EmbedFn = Callable[[Sequence[Tensor], Tensor, int], Tensor]
+# (feats, rois, stage[, targets=(labels, known, foreground)]) -> (R, d) loc embeddings
+EmbedFn = Callable[..., Tensor]
 
 
 @MODELS.register_module()
@@ -124,7 +125,8 @@ class SwapPathCascade(BaseModule):
             rows (InstanceData): stage-0 rows (``img_inds``, ``bboxes``).
             batch_gt_instances (list[InstanceData]): GT per image.
             batch_img_metas (list[dict]): need ``img_shape``.
-            embed_fn (callable): ``(feats, rois, stage) -> (R, d)`` loc embeddings.
+            embed_fn (callable): ``(feats, rois, stage, targets=...) -> (R, d)`` loc
+                embeddings (``ReidRoIHead.loc_embed``).
 
         Returns:
             tuple[dict, InstanceData]: ``loss_cls{i}``, ``loss_bbox{i}`` for i = 1..C;
@@ -134,7 +136,9 @@ class SwapPathCascade(BaseModule):
         for s in range(1, self.num_stages + 1):
             rows = self._sample_stage(rows, batch_gt_instances, batch_img_metas)
             rois = torch.cat([rows.img_inds[:, None].float(), rows.priors], dim=1)
-            offsets = self.bridges[s - 1](embed_fn(feats, rois, s))
+            # Row identities, for a shared re-id head whose normaliser needs them.
+            targets = (rows.target_labels, rows.target_known & rows.is_pos, rows.is_pos)
+            offsets = self.bridges[s - 1](embed_fn(feats, rois, s, targets=targets))
             logits = self.logits[s - 1](offsets)
             num_pos = int(rows.is_pos.sum())
             target = torch.where(rows.is_pos, 0, 1)  # class index: 0 person, 1 background

@@ -15,8 +15,12 @@ passed through a deep copy of the trunk's stage 4 ("conv5 head"), which outputs 
 
 The re-id loss (§4.6) takes the last stage's rows whose decoded, clipped box has IoU >= 0.7
 with its target (at most ``max_per_group`` per QC pair), plus every GT box of the batch.
+
+A normaliser that needs the identities of its rows in training (ProtoNorm, OIMNet++) gets
+them from ``targets = (person_labels, known, foreground)`` of the embedded RoIs.
 """
-from typing import Callable, List, Optional, Sequence
+from contextlib import nullcontext
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -26,6 +30,10 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmpsearch.registry import MODELS
+from ..necks.proto_norm import prototype_keys, prototype_keys_of
+
+# (person_labels, known, foreground) of each embedded RoI, each (R,)
+RowTargets = Tuple[Tensor, Tensor, Tensor]
 
 __all__ = ['ReidRoIHead', 'RoIStageHead', 'NAEProjector', 'clip_boxes', 'clip_rows']
 
@@ -166,14 +174,32 @@ class ReidRoIHead(BaseModule):
     def _pool(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
         return self.roi_extractor([feats[self.feat_level]], rois)
 
-    def reid_embed(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
-        """Re-id embeddings (R, d_r) of ``rois`` (R, 5) ``[img, x1, y1, x2, y2]``."""
-        return self.reid_proj(*self.reid_stage(self._pool(feats, rois)))
+    def _norm_context(self, targets: Optional[RowTargets]):
+        """Register ProtoNorm prototype keys of the rows (no-op for other normalisers)."""
+        if targets is None or not self.training:
+            return nullcontext()
+        labels, known, foreground = targets
+        return prototype_keys_of(self.reid_proj, prototype_keys(labels, known, foreground))
 
-    def loc_embed(self, feats: Sequence[Tensor], rois: Tensor, stage: int = 1) -> Tensor:
-        """Loc embeddings (R, d) for cascade stage ``stage`` (1-based) or QC queries."""
+    def reid_embed(self, feats: Sequence[Tensor], rois: Tensor,
+                   targets: Optional[RowTargets] = None) -> Tensor:
+        """Re-id embeddings (R, d_r) of ``rois`` (R, 5) ``[img, x1, y1, x2, y2]``.
+
+        Args:
+            feats (Sequence[Tensor]): FPN maps.
+            rois (Tensor): (R, 5) RoIs in input coordinates.
+            targets (tuple[Tensor, Tensor, Tensor], optional): (R,) person labels, known
+                and foreground flags of the RoIs, for normalisers that need them.
+        """
+        with self._norm_context(targets):
+            return self.reid_proj(*self.reid_stage(self._pool(feats, rois)))
+
+    def loc_embed(self, feats: Sequence[Tensor], rois: Tensor, stage: int = 1,
+                  targets: Optional[RowTargets] = None) -> Tensor:
+        """Loc embeddings (R, d) for cascade stage ``stage`` (1-based) or QC queries;
+        ``targets`` as in :meth:`reid_embed` (used by the shared head only)."""
         if self.shared:
-            return self.reid_embed(feats, rois)
+            return self.reid_embed(feats, rois, targets)
         if not 1 <= stage <= len(self.loc_stages):
             raise ValueError(f'ReidRoIHead has {len(self.loc_stages)} loc heads, asked for '
                              f'stage {stage}')
@@ -241,5 +267,5 @@ class ReidRoIHead(BaseModule):
             return dict(loss_reid=feats[0].sum() * 0.)
         # A labelled identity outside the training label map cannot address the LUT.
         known = torch.cat(known) & (labels >= 0)
-        emb = self.reid_embed(feats, rois)
+        emb = self.reid_embed(feats, rois, (labels, known, torch.ones_like(known)))
         return dict(loss_reid=self.loss_reid(emb, labels, known, ious=torch.cat(ious)))

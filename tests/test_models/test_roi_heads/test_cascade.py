@@ -23,8 +23,10 @@ class _Embed:
         self.calls = []
         self.weight = torch.randn(4, dim, requires_grad=True)
 
-    def __call__(self, feats, rois, stage):
+    def __call__(self, feats, rois, stage, targets=None):
         self.calls.append((stage, rois.shape[0]))
+        if targets is not None:
+            assert all(t.shape == (rois.shape[0],) for t in targets)
         return rois[:, 1:] / 100 @ self.weight
 
 

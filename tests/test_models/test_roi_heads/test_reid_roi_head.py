@@ -121,3 +121,23 @@ def test_loss_with_oim():
     # one unlabelled feature queued.
     assert head.loss_reid.lut.abs().sum(1).nonzero().squeeze(1).tolist() == [2, 4]
     assert int(head.loss_reid.queue_ptr) == 1
+
+
+def test_protonorm_gets_row_identities():
+    trunk = ConvNeXtTrunk(arch=SMALL)
+    head = _head(trunk, norm_cfg=dict(type='ProtoNorm1d', affine=False),
+                 loss_reid=dict(type='LOIMLoss', num_person_ids=5, queue_size=4, feat_dim=16,
+                                reduction='spnet'))
+    head.train()
+    feats = _feats()
+    rois = torch.tensor([[0, 0., 0., 64., 64.], [1, 8., 8., 40., 100.]])
+    with pytest.raises(RuntimeError, match='prototype'):
+        head.reid_embed(feats, rois)  # training ProtoNorm without the row identities
+    targets = (torch.tensor([1, -1]), torch.tensor([True, False]), torch.tensor([True, True]))
+    assert head.loc_embed(feats, rois, 1, targets).shape == (2, 16)
+    gts = [InstanceData(bboxes=torch.tensor([[0., 0., 40., 60.]]),
+                        person_labels=torch.tensor([2]), known=torch.tensor([True])),
+           InstanceData(bboxes=torch.tensor([[8., 8., 60., 90.]]),
+                        person_labels=torch.tensor([-1]), known=torch.tensor([False]))]
+    losses = head.loss(feats, None, gts, [dict(img_shape=(128, 128))] * 2)
+    assert torch.isfinite(losses['loss_reid'])
