@@ -158,9 +158,15 @@ class PersonSearchInferencer(BaseInferencer):
         Returns:
             Tensor: (D,) L2-normalised embedding.
         """
-        h, w = self._read_rgb(query).shape[:2]
-        box = _check_query_box(query_bbox, h, w)
         name = query if isinstance(query, str) else 'query'
+        if isinstance(query, str):  # decode once: its size checks the box, then it is embedded
+            if not osp.isfile(query):
+                raise FileNotFoundError(f'image file not found: {query}')
+            query = mmcv.imread(query, flag='color')
+            if query is None:
+                raise OSError(f'cannot decode image file {name}')
+        h, w = query.shape[:2]
+        box = _check_query_box(query_bbox, h, w)
         data = self._load_item(query, osp.basename(name),
                                queries=[dict(bbox=box, person_id=-1, query_idx=0)])
         sample = self.forward(pseudo_collate([data]))[0]
