@@ -7,7 +7,8 @@
 #                 or $MMPSEARCH_VENV)
 #   --wheels DIR  a folder with a prebuilt mmcv-2.1.0 wheel; used when its tags match the
 #                 interpreter, otherwise mmcv is compiled from the registry's source
-#                 (default: $MMCV_WHEEL_DIR)
+#                 (default: $MMCV_WHEEL_DIR, else the project's shared wheel folder
+#                 ../shared/wheels beside the checkout when it exists)
 #   --dev         editable install of mmpsearch plus the test tools (mim needs a regular
 #                 install, so the default is a regular one)
 #
@@ -27,6 +28,9 @@ MMPRETRAIN_VERSION=1.2.0
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${MMPSEARCH_VENV:-$REPO/.venv}
 WHEELS=${MMCV_WHEEL_DIR:-}
+if [ -z "$WHEELS" ] && [ -d "$REPO/../shared/wheels" ]; then
+  WHEELS=$(cd "$REPO/../shared/wheels" && pwd)
+fi
 DEV=0
 while [ $# -gt 0 ]; do
   case "$1" in

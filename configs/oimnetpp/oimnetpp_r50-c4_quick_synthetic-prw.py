@@ -11,7 +11,7 @@ _base_ = [
     '../_base_/schedules/oimnet_sgd_20e.py', '../_base_/default_runtime.py'
 ]
 short_side, long_side = 160, 320
-max_epochs = 1
+max_epochs = 3
 
 model = dict(
     backbone=dict(init_cfg=None),
@@ -19,8 +19,8 @@ model = dict(
         shared_head=dict(init_cfg=None),
         bbox_roi_extractor=dict(roi_layer=dict(output_size=7)),
         reid_head=dict(norm='PN'),
-        # 30 training identities in the synthetic set (ID_train.mat).
-        reid_loss=dict(type='LOIMLoss', iou_lower=0.7, eps=0.1, num_person_ids=30,
+        # 100 training identities in the default synthetic set (ID_train.mat).
+        reid_loss=dict(type='LOIMLoss', iou_lower=0.7, eps=0.1, num_person_ids=100,
                        queue_size=500)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=2000, max_per_img=300),
                    rcnn=dict(sampler=dict(num=16))),

@@ -1,9 +1,14 @@
 # Quick-start SPNet-S on the synthetic PRW-layout set (tools/make_synthetic.py --layout prw),
-# sized for a 2-core CPU in about 10 minutes: a reduced-width ConvNeXt ("atto"-like custom
-# arch, random init: nothing is downloaded), FPN width = stage-3 width, frames resized to
-# short side 192 (they are 384x288) and 192-pixel rrc2 crops, loc/re-id embeddings of 64
-# dimensions (the 3x3 anchor-embedding conv, 9 x d channels, dominates the CPU cost),
-# batch 8, a short fp32 AdamW run (lr 2e-3) with a short warm-up. Everything else (anchors,
+# sized for a 2-core CPU in about 10 minutes of training: a reduced-width ConvNeXt
+# ("atto"-like custom arch, random init: nothing is downloaded), FPN width = stage-3 width,
+# frames resized to short side 192 (they are 384x288), loc/re-id embeddings of 64 dimensions
+# (the 3x3 anchor-embedding conv, 9 x d channels, dominates the CPU cost), batch 8, a short
+# fp32 AdamW run (lr 2e-3) with a short warm-up. Two CPU-budget departures from the SPNet-S
+# recipe: training sees whole frames (resize + flip) instead of rrc2 crops of a padded
+# canvas (train and test scales agree and no compute goes to padding, which counts at about
+# 1,200 iterations), and
+# the re-id head takes at most 8 detected boxes per image (released: every box with IoU >=
+# 0.7, whose number, and cost, grows as the boxes improve). Everything else (anchors,
 # FixedNorm, sampling, the OC path, the re-id head, OIM) is SPNet-S.
 _base_ = [
     '../_base_/models/spnet-s_convnext-t.py', '../_base_/datasets/synthetic_prw.py',
@@ -11,8 +16,7 @@ _base_ = [
 ]
 channels = [24, 48, 96, 192]
 embed_dim = 64
-max_epochs = 24
-crop_size = 192
+max_epochs = 16
 short_side, long_side = 192, 384
 
 model = dict(
@@ -26,17 +30,15 @@ model = dict(
     bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim),
     roi_head=dict(roi_extractor=dict(out_channels=channels[2]), loc_dim=embed_dim,
                   reid_dim=embed_dim,
-                  # 30 training identities in the synthetic set (ID_train.mat).
-                  loss_reid=dict(num_person_ids=30, queue_size=500, feat_dim=embed_dim)),
-    cascade=dict(embed_dim=embed_dim))
+                  # 100 training identities in the default synthetic set (ID_train.mat).
+                  loss_reid=dict(num_person_ids=100, queue_size=500, feat_dim=embed_dim)),
+    cascade=dict(embed_dim=embed_dim),
+    train_cfg=dict(roi_head=dict(max_per_group=8)))
 
 train_pipeline = [
     dict(type='LoadPersonSearchImage'),
     dict(type='LoadPersonSearchAnnotations', with_query=False),
     dict(type='WindowResize', short_side=short_side, long_side=long_side),
-    dict(type='CenterPad', size=3 * crop_size),
-    dict(type='RandomPersonCrop', crop_size=crop_size, focused_prob=0.5, erosion_rate=0.1,
-         min_visibility=0.4),
     dict(type='PersonSearchRandomFlip', prob=0.5),
     dict(type='PackPersonSearchInputs')
 ]

@@ -249,7 +249,8 @@ def test_quickstart_config_on_synthetic_data(tmp_path):
     root = tmp_path / 'synthetic_prw'
     subprocess.run([sys.executable, osp.join(ROOT, 'tools/make_synthetic.py'), '--out',
                     str(root), '--layout', 'prw', '--seed', '0', '--num-train-frames', '8',
-                    '--num-test-frames', '4'], check=True, capture_output=True)
+                    '--num-test-frames', '4', '--num-train-ids', '4', '--num-test-ids', '3'],
+                   check=True, capture_output=True)
     cfg = Config.fromfile(
         osp.join(ROOT, 'configs/spnet/spnet-s_convnext-atto_quickstart_synthetic-prw.py'))
     cfg.train_dataloader.dataset.data_root = str(root)
