@@ -28,7 +28,8 @@ model = dict(
                   init_cfg=None),
     neck=dict(in_channels=channels[1:], out_channels=channels[2]),
     bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim),
-    roi_head=dict(roi_extractor=dict(out_channels=channels[2]), loc_dim=embed_dim,
+    roi_head=dict(roi_extractor=dict(out_channels=channels[2], roi_layer=dict(sampling_ratio=1)),
+                  loc_dim=embed_dim,
                   reid_dim=embed_dim,
                   # 100 training identities in the default synthetic set (ID_train.mat).
                   loss_reid=dict(num_person_ids=100, queue_size=500, feat_dim=embed_dim)),

@@ -83,10 +83,13 @@ def near_duplicate(app: Appearance, rng: np.random.Generator) -> Appearance:
     """``app`` with exactly one attribute changed (a deliberately confusable identity)."""
     kind = rng.choice(('pattern', 'accessory', 'bottom', 'hair', 'top2', 'sleeves'))
     if kind == 'pattern':
-        return replace(app, pattern=str(rng.choice([p for p in set(PATTERNS)
+        # dict.fromkeys dedups in a fixed order (a set of strings would make the choice
+        # depend on PYTHONHASHSEED, i.e. differ between processes).
+        return replace(app, pattern=str(rng.choice([p for p in dict.fromkeys(PATTERNS)
                                                    if p != app.pattern])))
     if kind == 'accessory':
-        acc = str(rng.choice([a for a in set(ACCESSORIES) if a != app.accessory]))
+        acc = str(rng.choice([a for a in dict.fromkeys(ACCESSORIES)
+                              if a != app.accessory]))
         return replace(app, accessory=acc)
     if kind == 'bottom':
         colors = [PALETTE[c] for c in BOTTOM_COLORS if PALETTE[c] != app.bottom]

@@ -31,6 +31,28 @@ def test_deterministic_from_seed(small_world):
     assert other.frames[0].jpeg != small_world.frames[0].jpeg
 
 
+def test_same_set_in_every_process():
+    """The frames depend on the seed only, not on the process's string-hash seed."""
+    import hashlib
+    import subprocess
+    import sys
+    # every identity after the first is a near-duplicate: all attribute-change kinds occur
+    cfg = SyntheticConfig(**{**asdict(SMALL), 'near_duplicate_frac': 1.0})
+    code = ('import hashlib; from mmpsearch.datasets.synthetic import SyntheticConfig, '
+            f'generate_world; w = generate_world(SyntheticConfig(**{asdict(cfg)!r}), 5); '
+            'print(hashlib.sha1(b"".join(f.jpeg for f in w.frames)).hexdigest())')
+    digests = set()
+    for hash_seed in ('1', '2'):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed,
+                   PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
+        out = subprocess.run([sys.executable, '-c', code], env=env, cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.split()
+        digests.add(out[-1])
+    assert len(digests) == 1
+    world = generate_world(cfg, seed=5)
+    assert digests == {hashlib.sha1(b''.join(f.jpeg for f in world.frames)).hexdigest()}
+
+
 def test_default_counts_are_long_tailed():
     cfg = SyntheticConfig()
     for n_ids, n_frames in ((cfg.num_train_ids, cfg.num_train_frames),

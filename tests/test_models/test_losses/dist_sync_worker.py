@@ -63,5 +63,9 @@ def worker(rank, world_size, port, out_dir):
         # Uneven halves (7 + 6 rows) exercise the padded all-gather.
         rows = slice(0, 7) if rank == 0 else slice(7, None)
         torch.save(run_steps(batches, rows), os.path.join(out_dir, f'rank{rank}.pth'))
+        # No rank may tear its gloo pair down while the other still uses it: without this
+        # barrier the faster rank's exit aborts the slower one now and then
+        # ("terminate called without an active exception").
+        torch_dist.barrier()
     finally:
         torch_dist.destroy_process_group()
