@@ -11,7 +11,10 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='mmdet.DetVisualizationHook'))
+    visualization=dict(type='mmdet.DetVisualizationHook'),
+    # CPU runs: denormal gradients make convolution backward ~5x slower (the hook's
+    # docstring); no effect on CUDA. Switch off with dict(type=..., enable=False).
+    flush_denormal=dict(type='FlushDenormalHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

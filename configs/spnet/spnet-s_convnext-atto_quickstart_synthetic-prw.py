@@ -1,15 +1,15 @@
 # Quick-start SPNet-S on the synthetic PRW-layout set (tools/make_synthetic.py --layout prw),
-# sized for a 2-core CPU in about 10 minutes of training: a reduced-width ConvNeXt
-# ("atto"-like custom arch, random init: nothing is downloaded), FPN width = stage-3 width,
-# frames resized to short side 192 (they are 384x288), loc/re-id embeddings of 64 dimensions
-# (the 3x3 anchor-embedding conv, 9 x d channels, dominates the CPU cost), batch 8, a short
-# fp32 AdamW run (lr 2e-3) with a short warm-up. Two CPU-budget departures from the SPNet-S
-# recipe: training sees whole frames (resize + flip) instead of rrc2 crops of a padded
-# canvas (train and test scales agree and no compute goes to padding, which counts at about
-# 1,200 iterations), and
-# the re-id head takes at most 8 detected boxes per image (released: every box with IoU >=
-# 0.7, whose number, and cost, grows as the boxes improve). Everything else (anchors,
-# FixedNorm, sampling, the OC path, the re-id head, OIM) is SPNet-S.
+# sized for a 2-core CPU (about 8 minutes of training, docs/get_started.md): a reduced-width
+# ConvNeXt ("atto"-like custom arch, random init: nothing is downloaded), FPN width =
+# stage-3 width, frames resized to short side 192 (they are 384x288), loc/re-id embeddings
+# of 64 dimensions (the 3x3 anchor-embedding conv, 9 x d channels, dominates the CPU cost),
+# batch 8, a short fp32 AdamW run (lr 2e-3) with a short warm-up. CPU-budget departures
+# from the SPNet-S recipe: training sees whole frames (resize + flip) instead of rrc2 crops
+# of a padded canvas (train and test scales agree and no compute goes to padding); the
+# re-id head takes at most 8 detected boxes per image (released: every box with IoU >= 0.7,
+# whose number, and cost, grows as the boxes improve); anchors at half SPNet's sizes (the
+# frames are 4-5x smaller than SPNet's 900-pixel inputs). Everything else (FixedNorm,
+# sampling, the OC path, the re-id head, OIM) is SPNet-S.
 _base_ = [
     '../_base_/models/spnet-s_convnext-t.py', '../_base_/datasets/synthetic_prw.py',
     '../_base_/schedules/spnet_adamw-cosine_30e.py', '../_base_/default_runtime.py'
@@ -27,7 +27,12 @@ model = dict(
                   layer_scale_init_value=1.0,
                   init_cfg=None),
     neck=dict(in_channels=channels[1:], out_channels=channels[2]),
-    bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim),
+    # Anchors at half SPNet's sizes (octave_sizes((16, 32, 64, 128, 256))): the frames are
+    # shown at short side 192 instead of 900, and with SPNet's sizes no anchor reaches
+    # IoU 0.5 with a person under ~45 px (the smallest is 32 x sqrt(2) = 45 px tall).
+    bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim,
+                   anchor_generator=dict(sizes=[[16, 20, 25], [32, 40, 50], [64, 80, 101],
+                                                [128, 161, 203], [256, 322, 406]])),
     roi_head=dict(roi_extractor=dict(out_channels=channels[2], roi_layer=dict(sampling_ratio=1)),
                   loc_dim=embed_dim,
                   reid_dim=embed_dim,

@@ -1,6 +1,8 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
 from . import compat
 from .compat import UnsafeCheckpointError, safe_torch_load
+from .denormal import set_flush_denormal_all_threads
 from .setup_env import register_all_modules
 
-__all__ = ['compat', 'safe_torch_load', 'UnsafeCheckpointError', 'register_all_modules']
+__all__ = ['compat', 'safe_torch_load', 'UnsafeCheckpointError', 'register_all_modules',
+           'set_flush_denormal_all_threads']

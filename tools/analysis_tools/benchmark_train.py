@@ -30,7 +30,8 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmpsearch.registry import MODELS  # noqa: E402
-from mmpsearch.utils import register_all_modules  # noqa: E402
+from mmpsearch.utils import (register_all_modules,  # noqa: E402
+                             set_flush_denormal_all_threads)
 
 
 def parse_args(argv=None):
@@ -44,6 +45,10 @@ def parse_args(argv=None):
     parser.add_argument('--num-workers', type=int, help='override the dataloader workers')
     parser.add_argument('--channels-last', action='store_true',
                         help='convert the model to channels-last memory format')
+    parser.add_argument('--keep-denormals', action='store_true',
+                        help='do not flush denormal floats to zero on the CPU (the '
+                        'configs\' FlushDenormalHook does); to measure their cost, with '
+                        '--warmup 30: they appear after ~20 training iterations')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -68,8 +73,11 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def run_benchmark(cfg, iters, warmup, device, channels_last=False):
+def run_benchmark(cfg, iters, warmup, device, channels_last=False, flush_denormal=True):
     """Time ``warmup + iters`` training steps.
+
+    ``flush_denormal`` flushes denormal floats to zero during the run, as the configs'
+    ``FlushDenormalHook`` does (CPU only), and restores PyTorch's default afterwards.
 
     Returns:
         dict: ``images_per_s``, ``data_wait_share``, ``median_step_s``, ``peak_mem_gb``,
@@ -87,21 +95,25 @@ def run_benchmark(cfg, iters, warmup, device, channels_last=False):
     data_times, step_times = [], []
     it = iter(loader)
     losses = {}
-    for i in range(warmup + iters):
-        _sync(device)
-        t0 = time.perf_counter()
-        try:
-            batch = next(it)
-        except StopIteration:
-            it = iter(loader)
-            batch = next(it)
-        t1 = time.perf_counter()
-        losses = model.train_step(batch, optim_wrapper)
-        _sync(device)
-        t2 = time.perf_counter()
-        if i >= warmup:
-            data_times.append(t1 - t0)
-            step_times.append(t2 - t0)
+    set_flush_denormal_all_threads(flush_denormal)
+    try:
+        for i in range(warmup + iters):
+            _sync(device)
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                it = iter(loader)
+                batch = next(it)
+            t1 = time.perf_counter()
+            losses = model.train_step(batch, optim_wrapper)
+            _sync(device)
+            t2 = time.perf_counter()
+            if i >= warmup:
+                data_times.append(t1 - t0)
+                step_times.append(t2 - t0)
+    finally:
+        set_flush_denormal_all_threads(False)
     total = sum(step_times)
     return dict(
         images_per_s=batch_size * iters / total,
@@ -134,10 +146,12 @@ def main(argv=None):
             ds.data_root = tmp
         else:
             ds.data_root = args.data_root
-        res = run_benchmark(cfg, args.iters, args.warmup, args.device, args.channels_last)
+        res = run_benchmark(cfg, args.iters, args.warmup, args.device, args.channels_last,
+                            flush_denormal=not args.keep_denormals)
     dev = torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'
     print(f'config: {args.config}\ndevice: {dev}\nbatch: {res["batch_size"]}, '
-          f'timed iters: {res["iters"]} (after {args.warmup} warm-up)')
+          f'timed iters: {res["iters"]} (after {args.warmup} warm-up), denormals '
+          f'{"kept" if args.keep_denormals else "flushed"}')
     print(f'images/s: {res["images_per_s"]:.2f}\nmedian step: {res["median_step_s"]:.3f} s\n'
           f'data wait: {100 * res["data_wait_share"]:.1f}% of the time\n'
           f'peak GPU memory: {res["peak_mem_gb"]:.2f} GiB')
