@@ -28,6 +28,9 @@ def test_benchmark_train_cpu(tmp_path):
     assert res['images_per_s'] > 0 and 0 <= res['data_wait_share'] < 1
     assert math.isnan(res['peak_mem_gb'])
     assert res['losses'] and all(math.isfinite(v) for v in res['losses'].values())
+    # the run flushed denormals and restored PyTorch's default after it
+    import torch
+    assert float(torch.tensor([1e-30]) * torch.tensor([1e-10])) > 0
 
 
 def test_benchmark_infer_cpu():
