@@ -70,6 +70,9 @@ def set_flush_denormal_all_threads(enable: bool) -> bool:
     # ctypes releases the GIL for the foreign call and each thread's callback takes it,
     # so the callbacks run one after another; every thread of the team (the caller is
     # thread 0) sets its own MXCSR.
-    callback = _CALLBACK(lambda _: torch.set_flush_denormal(enable))
+    def set_in_this_thread(_data) -> None:
+        torch.set_flush_denormal(enable)
+
+    callback = _CALLBACK(set_in_this_thread)
     parallel(callback, None, num_threads, 0)
     return True
