@@ -8,8 +8,8 @@
 # of a padded canvas (train and test scales agree and no compute goes to padding); the
 # re-id head takes at most 8 detected boxes per image (released: every box with IoU >= 0.7,
 # whose number, and cost, grows as the boxes improve); anchors at half SPNet's sizes (the
-# frames are 4-5x smaller than SPNet's 900-pixel inputs). Everything else (FixedNorm,
-# sampling, the OC path, the re-id head, OIM) is SPNet-S.
+# frames are 4-5x smaller than SPNet's 900-pixel inputs); RoIAlign sampling ratio 1.
+# Everything else (FixedNorm, sampling, the OC path, the re-id head, OIM) is SPNet-S.
 _base_ = [
     '../_base_/models/spnet-s_convnext-t.py', '../_base_/datasets/synthetic_prw.py',
     '../_base_/schedules/spnet_adamw-cosine_30e.py', '../_base_/default_runtime.py'
@@ -28,11 +28,13 @@ model = dict(
                   init_cfg=None),
     neck=dict(in_channels=channels[1:], out_channels=channels[2]),
     # Anchors at half SPNet's sizes (octave_sizes((16, 32, 64, 128, 256))): the frames are
-    # shown at short side 192 instead of 900, and with SPNet's sizes no anchor reaches
-    # IoU 0.5 with a person under ~45 px (the smallest is 32 x sqrt(2) = 45 px tall).
+    # shown at short side 192 instead of 900; SPNet's smallest anchor (23 x 45 px) overlaps
+    # a person (h/w 2.5) under ~36 px tall at IoU < 0.5.
     bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim,
                    anchor_generator=dict(sizes=[[16, 20, 25], [32, 40, 50], [64, 80, 101],
                                                 [128, 161, 203], [256, 322, 406]])),
+    # RoIAlign with one sample per bin (released: 2): for people under ~110 px the 14x14
+    # bins are already finer than the stride-8 map.
     roi_head=dict(roi_extractor=dict(out_channels=channels[2], roi_layer=dict(sampling_ratio=1)),
                   loc_dim=embed_dim,
                   reid_dim=embed_dim,

@@ -29,8 +29,10 @@ def test_reaches_every_openmp_thread(two_threads):
         pytest.skip('this CPU cannot flush denormals (no SSE3)')
     n = 1 << 20
     assert _nonzero_denormal_products(n) == n
+    # torch.set_flush_denormal alone leaves the worker thread's part of the product
+    torch.set_flush_denormal(True)
+    assert 0 < _nonzero_denormal_products(n) < n
     assert set_flush_denormal_all_threads(True)
-    # torch.set_flush_denormal alone leaves the worker thread's half of the product
     assert _nonzero_denormal_products(n) == 0
     assert set_flush_denormal_all_threads(False)
     assert _nonzero_denormal_products(n) == n
