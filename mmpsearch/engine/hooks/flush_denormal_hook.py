@@ -7,9 +7,9 @@ x86 CPUs handle such denormal numbers in microcode, and ``convolution_backward``
 about 5x slower: on the quickstart SPNet a training step goes from 0.35 s to 1.2-1.7 s
 after about 20 iterations (``tools/analysis_tools/benchmark_train.py --keep-denormals``
 measures it, see docs/benchmarks.md). Flushing them to zero (FTZ/DAZ) removes the stall;
-values that small carry no information for SGD/AdamW updates. GPUs are not affected
-(cuDNN kernels already flush), so the hook is a no-op for CUDA tensors and cheap
-everywhere.
+values that small carry no information for SGD/AdamW updates. The setting only concerns
+CPU threads (GPUs process denormals at full speed), so for CUDA tensors the hook changes
+nothing, and it is cheap everywhere.
 """
 from mmengine.hooks import Hook
 
