@@ -1,10 +1,13 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
 """The synthetic set: determinism, the properties that make it a person-search task, the
 ``loadmat`` structure of the written files (raw_formats.md §2, §5), and the CLI."""
+import hashlib
 import json
 import os
 import os.path as osp
 import re
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import asdict
 
@@ -33,9 +36,6 @@ def test_deterministic_from_seed(small_world):
 
 def test_same_set_in_every_process():
     """The frames depend on the seed only, not on the process's string-hash seed."""
-    import hashlib
-    import subprocess
-    import sys
     # every identity after the first is a near-duplicate: all attribute-change kinds occur
     cfg = SyntheticConfig(**{**asdict(SMALL), 'near_duplicate_frac': 1.0})
     code = ('import hashlib; from mmpsearch.datasets.synthetic import SyntheticConfig, '

@@ -139,6 +139,10 @@ def main(argv=None):
         cfg.train_dataloader.num_workers = args.num_workers
         if args.num_workers == 0:
             cfg.train_dataloader.persistent_workers = False
+    # Time what the Runner would run: the config's FlushDenormalHook setting, unless
+    # --keep-denormals switches it off.
+    hook = cfg.get('default_hooks', {}).get('flush_denormal')
+    flush_denormal = (bool(hook) and hook.get('enable', True)) and not args.keep_denormals
     layout, ds = _layout_of(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         if args.data_root is None:
@@ -147,11 +151,11 @@ def main(argv=None):
         else:
             ds.data_root = args.data_root
         res = run_benchmark(cfg, args.iters, args.warmup, args.device, args.channels_last,
-                            flush_denormal=not args.keep_denormals)
+                            flush_denormal=flush_denormal)
     dev = torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'
     print(f'config: {args.config}\ndevice: {dev}\nbatch: {res["batch_size"]}, '
           f'timed iters: {res["iters"]} (after {args.warmup} warm-up), denormals '
-          f'{"kept" if args.keep_denormals else "flushed"}')
+          f'{"flushed" if flush_denormal else "kept"}')
     print(f'images/s: {res["images_per_s"]:.2f}\nmedian step: {res["median_step_s"]:.3f} s\n'
           f'data wait: {100 * res["data_wait_share"]:.1f}% of the time\n'
           f'peak GPU memory: {res["peak_mem_gb"]:.2f} GiB')
