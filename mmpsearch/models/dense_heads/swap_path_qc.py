@@ -197,10 +197,14 @@ class SwapPathQCMixin:
             num_q = xq.shape[0]
             rows = torch.arange(num_q, device=anchors.device)
             idx = rows.new_zeros((num_q, k))
-            for a in range(0, num_q, block):
-                b = min(a + block, num_q)
-                dist = self._distances(anchor_embeds, rows.new_full((b - a,), i), xq[a:b])
-                idx[a:b] = dist.topk(k, dim=1, largest=False).indices
+            with torch.autocast(device_type=anchors.device.type, enabled=False):
+                xa = anchor_embeds[i].float()
+                sq_a = (xa * xa).sum(1)[None, :]  # shared by every query block
+                for a in range(0, num_q, block):
+                    q = xq[a:a + block].float()
+                    # ||q - a||^2 = |q|^2 + |a|^2 - 2 q.a; the ordering needs no sqrt
+                    sq = (q * q).sum(1)[:, None] + sq_a - 2 * q @ xa.t()
+                    idx[a:a + block] = sq.topk(k, dim=1, largest=False).indices
             offsets = xq[:, None, :] - anchor_embeds[i][idx]
             logits = self.logits(offsets).reshape(-1)
             scores = logits.sigmoid()
