@@ -110,6 +110,10 @@ def main(argv=None) -> dict:
         raise ValueError(f'{args.dump} keeps detections with score >= {dump["score_thr"]}, '
                          f'so it cannot be evaluated at a threshold of {floor}')
     metric.dataset_meta = metainfo
+    # query-centric dumps record which protocols' (query, image) pairs were searched
+    metric.qc_searched_protocols = dump.get('qc_protocols')
+    if metric.qc_searched_protocols and metric.protocols is None:
+        metric.protocols = list(metric.qc_searched_protocols)
 
     from tqdm import tqdm
     bar = tqdm(total=0, desc='queries', unit='q', file=sys.stdout, mininterval=0.5)

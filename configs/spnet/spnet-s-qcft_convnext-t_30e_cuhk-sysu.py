@@ -10,9 +10,9 @@ train_dataloader = dict(
                  batch_size=8))
 # The OC bridge gets no gradient on the QC path (multi-GPU DDP must allow that).
 find_unused_parameters = True
-# QC evaluation needs a two-pass loop (query loc embeddings, then per-gallery search, §6.2)
-# that exists only at the model level (SPNet.predict_query_loc_embeddings + predict with
-# qc_query_embeddings), so no validation runs during training.
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
+# QC evaluation (§6.2): pass 1 embeds every query box, pass 2 searches each gallery image
+# with all the queries the protocol assigns to it (QCValLoop / QCTestLoop).
+# QC search costs one head pass per (query, gallery image) pair: search the G100 pairs
+# (2,900 x 100) as the paper's Table 8, not the union of G50 ... G4000 (2,900 x 4,000).
+val_cfg = dict(type='QCValLoop', protocols=['G100'])
+test_cfg = dict(type='QCTestLoop', protocols=['G100'])

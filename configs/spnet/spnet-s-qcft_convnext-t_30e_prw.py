@@ -10,9 +10,8 @@ train_dataloader = dict(
                  batch_size=8))
 # The OC bridge gets no gradient on the QC path (multi-GPU DDP must allow that).
 find_unused_parameters = True
-# QC evaluation needs a two-pass loop (query loc embeddings, then per-gallery search, §6.2)
-# that exists only at the model level (SPNet.predict_query_loc_embeddings + predict with
-# qc_query_embeddings), so no validation runs during training.
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
+# QC evaluation (§6.2): pass 1 embeds every query box, pass 2 searches each gallery image
+# with all the queries the protocol assigns to it (QCValLoop / QCTestLoop).
+# PRW: every query searches every test frame but its own (2,057 x 6,111 pairs).
+val_cfg = dict(type='QCValLoop')
+test_cfg = dict(type='QCTestLoop')

@@ -20,7 +20,11 @@ from .protocols import data_fingerprint, protocol_fingerprint
 from .records import RECORD_KEYS
 
 FORMAT = 'mmpsearch.person_search_results'
-VERSION = 1
+VERSION = 2  # the newest version this module reads and writes
+# version 2 adds the per-detection query of query-centric records (``det_query_idx``); a
+# dump without it is written as version 1, so older readers still take OC dumps and
+# refuse QC dumps instead of scoring them as OC detections
+QC_VERSION = 2
 
 
 class UnsafeDumpError(pickle.UnpicklingError):
@@ -100,7 +104,8 @@ def _plain(x: Any) -> Any:
 
 
 def make_dump(records: Sequence[dict], search_protocol: Optional[dict] = None,
-              score_thr: float = 0.0) -> Dict[str, Any]:
+              score_thr: float = 0.0,
+              qc_protocols: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Build the dump dict (header + records, in protocol image order when known).
 
     Args:
@@ -108,6 +113,8 @@ def make_dump(records: Sequence[dict], search_protocol: Optional[dict] = None,
         search_protocol (dict, optional): the test split's protocol metadata; adds the
             dataset name, fingerprints and each image's annotated boxes / person ids.
         score_thr (float): the score threshold the records were cut at.
+        qc_protocols (Sequence[str], optional): query-centric records: the protocols
+            whose (query, image) pairs were searched (only those can be evaluated).
 
     Returns:
         dict: the dump.
@@ -119,10 +126,18 @@ def make_dump(records: Sequence[dict], search_protocol: Optional[dict] = None,
             continue
         seen.add(r['img_id'])
         recs.append({k: r.get(k) for k in RECORD_KEYS})
-    header = dict(format=FORMAT, version=VERSION, mmpsearch_version=__version__,
+        if r.get('det_query_idx') is not None:
+            recs[-1]['det_query_idx'] = r['det_query_idx']
+    qc = any('det_query_idx' in r for r in recs)
+    if qc and not qc_protocols:
+        raise ValueError('query-centric records need the list of searched protocols '
+                         '(qc_protocols) to be dumped')
+    header = dict(format=FORMAT, version=QC_VERSION if qc else 1, mmpsearch_version=__version__,
                   created=datetime.datetime.now().isoformat(timespec='seconds'),
                   score_thr=float(score_thr), dataset=None, protocol_fingerprint=None,
                   data_fingerprint=None, num_images=len(recs))
+    if qc:
+        header['qc_protocols'] = [str(p) for p in qc_protocols]
     if search_protocol is not None:
         sp = search_protocol
         index = {n: i for i, n in enumerate(sp['image_ids'])}
@@ -177,6 +192,9 @@ def load_dump(path: str) -> Dict[str, Any]:
     if not isinstance(dump.get('version'), int) or dump['version'] > VERSION:
         raise ValueError(f'{path} has dump version {dump.get("version")}; this mmpsearch '
                          f'reads up to version {VERSION}: upgrade mmpsearch')
+    qc = dump.get('qc_protocols')
+    if qc is not None and not (isinstance(qc, list) and all(isinstance(p, str) for p in qc)):
+        raise ValueError(f'{path}: qc_protocols must be a list of protocol names')
     recs = dump.get('records')
     if not isinstance(recs, list):
         raise ValueError(f'{path}: dump has no record list')
@@ -190,6 +208,9 @@ def load_dump(path: str) -> Dict[str, Any]:
         if r.get('gt_embeddings') is not None and not isinstance(r['gt_embeddings'],
                                                                  np.ndarray):
             raise ValueError(f'{path}: record {k} has a malformed gt_embeddings')
+        if 'det_query_idx' in r and not isinstance(r['det_query_idx'], np.ndarray):
+            raise ValueError(f'{path}: record {k} ({r["img_id"]}) has a malformed '
+                             'det_query_idx')
     return dump
 
 

@@ -9,7 +9,10 @@ A record is a plain dict of numpy arrays (docs/results_format.md):
   the detector's ``pred_instances`` (original image pixels);
 * ``gt_embeddings`` (N, D) or None: embeddings of the image's annotated boxes, in the
   ``search_protocol`` order of that image;
-* ``query_idx`` (Q_i,) int64 and ``query_embeddings`` (Q_i, D): the queries of the image.
+* ``query_idx`` (Q_i,) int64 and ``query_embeddings`` (Q_i, D): the queries of the image;
+* ``det_query_idx`` (M,) int64, query-centric (QC) records only: the query row each
+  detection was made for (``pred_instances.query_idx``; spnet.md §6.2). A QC record holds
+  the detections of every (query, image) pair searched in the image.
 
 Data samples arrive as ``DetDataSample`` objects or as the dicts mmengine's ``Evaluator``
 makes with ``to_dict()``; both are read. :func:`assemble_predictions` maps records to
@@ -90,9 +93,20 @@ def sample_to_record(sample: Any, score_thr: Optional[float] = None) -> dict:
     if not (len(boxes) == len(scores) == len(emb)):
         raise ValueError(f'image {img_id!r}: pred_instances has {len(boxes)} boxes, '
                          f'{len(scores)} scores and {len(emb)} embeddings')
+    det_query = _get(pred, 'query_idx')
+    if det_query is None and _get(pred, 'query_inds') is not None:
+        raise KeyError(f'image {img_id!r}: query-centric detections carry query_inds but '
+                       'not the split query rows (query_idx); run QC search through '
+                       'QCTestLoop, which sets them')
+    if det_query is not None:
+        det_query = to_numpy(det_query, np.int64).reshape(-1)
+        if len(det_query) != len(boxes):
+            raise ValueError(f'image {img_id!r}: pred_instances has {len(boxes)} boxes '
+                             f'but {len(det_query)} query indices')
     if score_thr is not None:
         keep = (scores >= score_thr) | ~np.isfinite(scores)  # NaN stays, to be reported
         boxes, scores, emb = boxes[keep], scores[keep], emb[keep]
+        det_query = None if det_query is None else det_query[keep]
     gt = _get(sample, 'gt_embeddings')
     gt = None if gt is None else _float(to_numpy(gt))
     qinst = _get(sample, 'query_instances')
@@ -111,8 +125,11 @@ def sample_to_record(sample: Any, score_thr: Optional[float] = None) -> dict:
         if len(qemb) != len(qidx):
             raise ValueError(f'image {img_id!r}: {len(qidx)} queries but '
                              f'{len(qemb)} query embeddings')
-    return dict(img_id=img_id, det_bboxes=boxes, det_scores=scores, det_embeddings=emb,
-                gt_embeddings=gt, query_idx=qidx, query_embeddings=qemb)
+    record = dict(img_id=img_id, det_bboxes=boxes, det_scores=scores, det_embeddings=emb,
+                  gt_embeddings=gt, query_idx=qidx, query_embeddings=qemb)
+    if det_query is not None:
+        record['det_query_idx'] = det_query
+    return record
 
 
 @dataclass
@@ -127,12 +144,15 @@ class Predictions:
             recorded are NaN; ``query_known`` tells which).
         query_known (np.ndarray): (Q,) bool.
         image_ids (list[str]): ``search_protocol['image_ids']``.
+        det_query (np.ndarray | None): (M,) QC records only: the query row each
+            detection was made for, aligned with ``dets``.
     """
     dets: DetectionSet
     gt_feats: Optional[np.ndarray]
     query_feats: np.ndarray
     query_known: np.ndarray
     image_ids: List[str]
+    det_query: Optional[np.ndarray] = None
 
 
 def assemble_predictions(records: Sequence[dict], sp: dict, source: str = '') -> Predictions:
@@ -182,6 +202,23 @@ def assemble_predictions(records: Sequence[dict], sp: dict, source: str = '') ->
                         np.concatenate([r['det_bboxes'] for r in by_img]).reshape(-1, 4),
                         np.concatenate([r['det_scores'] for r in by_img]),
                         np.concatenate(feats) if feats else np.zeros((0, dim), np.float32))
+    # query-centric records: every record or none carries det_query_idx
+    is_qc = ['det_query_idx' in r for r in by_img]
+    det_query = None
+    if any(is_qc):
+        if not all(is_qc):
+            bad = ids[is_qc.index(False)]
+            raise ValueError(f'image {bad!r}{where} has object-centric predictions while '
+                             'others are query-centric (det_query_idx): mixed records')
+        det_query = np.concatenate([np.asarray(r['det_query_idx'], np.int64).reshape(-1)
+                                    for r in by_img])
+        if len(det_query) != dets.num_dets:
+            raise ValueError(f'det_query_idx{where} does not match the detections')
+        n_q = len(sp['query_image_idx'])
+        if len(det_query) and (det_query.min() < 0 or det_query.max() >= n_q):
+            k = int(np.nonzero((det_query < 0) | (det_query >= n_q))[0][0])
+            raise ValueError(f'image {ids[int(dets.image_index()[k])]!r}{where}: '
+                             f'det_query_idx {int(det_query[k])} out of range [0, {n_q})')
     # annotated-box embeddings: all images or none
     gt_off = np.asarray(sp['gt_offsets'], np.int64)
     have_gt = [r.get('gt_embeddings') is not None for r in by_img]
@@ -219,7 +256,7 @@ def assemble_predictions(records: Sequence[dict], sp: dict, source: str = '') ->
                              f'{ids[q_img[wrong[0]]]!r}')
         qf[qi] = r['query_embeddings'].reshape(len(qi), dim)
         known[qi] = True
-    return Predictions(dets, gt_feats, qf, known, ids)
+    return Predictions(dets, gt_feats, qf, known, ids, det_query)
 
 
 def check_finite(name: str, values: np.ndarray, owner: np.ndarray, image_ids: Sequence[str],

@@ -88,5 +88,5 @@ model = dict(
         path='oc',                                          # test_mode
         qc_cascade_offset='bridge',
         bbox_head=dict(pre_topk=1000, score_thr=0.5, topk=300, nms_iou=0.5,
-                       max_per_img=300, qc_topk=100),
-        cascade=dict(nms_iou=0.5, max_per_img=300)))
+                       max_per_img=300, qc_topk=100, max_per_query=100),
+        cascade=dict(nms_iou=0.5, max_per_img=300, max_per_query=100)))

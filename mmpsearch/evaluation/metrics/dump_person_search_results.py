@@ -42,6 +42,8 @@ class DumpPersonSearchResults(BaseMetric):
             raise ValueError(f'the dump must be a .pkl/.pickle file, got {out_file_path!r}')
         self.out_file_path = str(out_file_path)
         self.score_thr = float(score_thr)
+        # set by QCTestLoop: the protocols whose (query, image) pairs were searched
+        self.qc_searched_protocols = None
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         for sample in data_samples:
@@ -65,6 +67,7 @@ class DumpPersonSearchResults(BaseMetric):
             print_log('DumpPersonSearchResults: no search_protocol in the dataset '
                       'metadata; the dump carries no dataset fingerprint',
                       logger='current', level=logging.WARNING)
-        write_dump(self.out_file_path, make_dump(results, sp, self.score_thr))
+        write_dump(self.out_file_path, make_dump(results, sp, self.score_thr,
+                                                 self.qc_searched_protocols))
         print_log(f'person-search results dumped to {self.out_file_path}', logger='current')
         return {}

@@ -15,6 +15,11 @@ Output keys (fractions in [0, 1]; see docs/evaluation.md):
 * ``reid_<protocol>/mAP``, ``/top1``, ``/top5``, ``/top10``: the same protocol with the
   annotated boxes as gallery ("GT mAP", oimnetpp.md §6.5), when the model embeds them;
 * ``det/AP``, ``det/recall``: detection AP@0.5 × recall and recall (oimnetpp.md §6.4);
+* query-centric (QC) records (``det_query_idx``, spnet.md §6.2; written by
+  :class:`~mmpsearch.engine.loops.QCTestLoop`): the search keys are computed per query on
+  the detections made for it (``functional.search_qc``), and ``qc_det/AP``,
+  ``qc_det/recall`` replace ``det/``: each (query, gallery image) pair of the main
+  protocol is scored against the query person's box alone;
 * ``mAP``, ``top1``: copies of the main protocol's search numbers (``G100`` on
   CUHK-SYSU, ``standard`` on PRW), the key for ``save_best``.
 """
@@ -28,6 +33,7 @@ from mmengine.logging import print_log
 from mmpsearch.registry import METRICS
 from ..functional import (TIE_ORDERS, TOPK, CBGMOptions, DetectionSet, QuerySet,
                           evaluate_detection, evaluate_search_sets)
+from ..functional.search_qc import evaluate_detection_qc, evaluate_search_qc
 from ..protocols import DUPLICATE_MODES, build_search_galleries
 from ..records import assemble_predictions, check_finite, sample_to_record
 
@@ -123,6 +129,9 @@ class PersonSearchMetric(BaseMetric):
         self.main_protocol = main_protocol
         self.chunk_size = chunk_size
         self.num_buckets = num_buckets
+        # QC records only: the protocols whose (query, image) pairs were searched (set by
+        # QCTestLoop / read from a dump); a protocol outside it cannot be scored
+        self.qc_searched_protocols: Optional[List[str]] = None
 
     # ------------------------------------------------------------------ process
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
@@ -207,31 +216,70 @@ class PersonSearchMetric(BaseMetric):
             if progress is not None:
                 progress(state['done'], total)
 
-        sets = {'': dets} if gt_dets is None else {'': dets, 'reid_': gt_dets}
-        results = evaluate_search_sets(
-            queries, sets, gal_list, image_cams=cams, tie_order=self.tie_order,
-            cbgm=self.cbgm_options(sp.get('dataset', '')), chunk_size=self.chunk_size,
-            num_buckets=self.num_buckets, progress=tick)
+        cbgm = self.cbgm_options(sp.get('dataset', ''))
+        qc = preds.det_query is not None
+        if qc:
+            self._check_qc(list(galleries), cbgm, source)
+        if qc:
+            # each query is ranked on the detections made for it (spnet.md §6.2)
+            det_query = preds.det_query[preds.dets.scores >= self.det_thresh]
+            results = {'': evaluate_search_qc(queries, dets, det_query, gal_list, cams,
+                                              self.tie_order, self.num_buckets, tick)}
+            sets = {} if gt_dets is None else {'reid_': gt_dets}
+        else:
+            sets = {'': dets} if gt_dets is None else {'': dets, 'reid_': gt_dets}
+            results = {}
+        if sets:
+            results.update(evaluate_search_sets(
+                queries, sets, gal_list, image_cams=cams, tie_order=self.tie_order,
+                cbgm=cbgm, chunk_size=self.chunk_size, num_buckets=self.num_buckets,
+                progress=tick))
         out: Dict[str, float] = {}
         search = results['']
         for name, res in search.items():
             out.update(self._summary(name, res, ''))
         for name, res in results.get('reid_', {}).items():
             out.update(self._summary(name, res, 'reid_', counts=False))
-        if self.detection:
+        main = self.main_protocol or next((p for p in MAIN_PROTOCOLS if p in search),
+                                          next(iter(search)))
+        if self.detection and qc:
+            if main not in galleries:
+                raise KeyError(f'main_protocol {main!r} is not evaluated ({list(search)})')
+            det = evaluate_detection_qc(galleries[main], preds.dets, preds.det_query,
+                                        q_img, cams, self.det_eval_thresh,
+                                        self.det_iou_thresh)
+            out['qc_det/AP'] = det['ap']
+            out['qc_det/recall'] = det['recall']
+        elif self.detection:
             keep = (np.asarray(sp['gt_person_ids']) >= 0) if self.det_labeled_only else None
             det = evaluate_detection(sp['gt_offsets'], sp['gt_bboxes'], preds.dets,
                                      self.det_eval_thresh, self.det_iou_thresh, keep)
             out['det/AP'] = det['ap']
             out['det/recall'] = det['recall']
-        main = self.main_protocol or next((p for p in MAIN_PROTOCOLS if p in search),
-                                          next(iter(search)))
         if main not in search:
             raise KeyError(f'main_protocol {main!r} is not evaluated ({list(search)})')
         out['mAP'] = out[f'{main}/mAP']
         out['top1'] = out[f'{main}/top1']
         self._log(out, list(search))
         return out
+
+    def _check_qc(self, names: List[str], cbgm, source: str) -> None:
+        """QC records can be scored only on the protocols that were searched."""
+        where = f' in {source}' if source else ''
+        if cbgm is not None:
+            raise ValueError('CBGM re-ranking is not defined for query-centric (QC) '
+                             'predictions; evaluate them with cbgm=False')
+        searched = self.qc_searched_protocols
+        if searched is None:
+            raise ValueError(f'the predictions{where} are query-centric (det_query_idx) but '
+                             'the searched protocols are unknown: evaluate them through '
+                             'QCTestLoop or a QC results dump')
+        missing = [n for n in names if n not in searched]
+        if missing:
+            raise ValueError(f'the query-centric predictions{where} searched the (query, '
+                             f'image) pairs of {list(searched)} only; protocols {missing} '
+                             'need pairs that were never searched (evaluate '
+                             f'--protocol {" ".join(searched)}, or search them too)')
 
     def _summary(self, name, res, prefix, counts=True) -> Dict[str, float]:
         no_gt = res.count_gt == 0
@@ -267,4 +315,10 @@ class PersonSearchMetric(BaseMetric):
         if 'det/AP' in out:
             rows.append(f'detection AP {100 * out["det/AP"]:.2f}  recall '
                         f'{100 * out["det/recall"]:.2f}')
-        print_log('person search (%):\n' + '\n'.join(rows), logger='current')
+        qc = 'qc_det/AP' in out
+        if qc:
+            rows.append(f'QC detection (query person per pair) AP '
+                        f'{100 * out["qc_det/AP"]:.2f}  recall '
+                        f'{100 * out["qc_det/recall"]:.2f}')
+        title = 'query-centric person search' if qc else 'person search'
+        print_log(f'{title} (%):\n' + '\n'.join(rows), logger='current')

@@ -29,6 +29,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmpsearch.registry import MODELS, TASK_UTILS
+from ..layers.grouped_nms import grouped_nms
 from .swap_path_qc import SwapPathQCMixin
 
 __all__ = ['SwapPathHead']
@@ -52,7 +53,8 @@ class SwapPathHead(SwapPathQCMixin, BaseModule):
         train_cfg (dict): ``assigner`` (0.5/0.4, low-quality), ``sampler`` (128 per
             image, 50% positives) and ``qc`` (:class:`QCPairSampler` config).
         test_cfg (dict): OC ``pre_topk`` (1000), ``score_thr`` (0.5), ``topk`` (300),
-            ``nms_iou`` (0.5), ``max_per_img`` (300); QC ``qc_topk`` (100).
+            ``nms_iou`` (0.5), ``max_per_img`` (300); QC ``qc_topk`` (100) and
+            ``max_per_query`` (100, the cap of each query's detections).
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -252,20 +254,25 @@ class SwapPathHead(SwapPathQCMixin, BaseModule):
 
     def nms_clip(self, boxes: Tensor, scores: Tensor, logits: Tensor, img_shape,
                  groups: Optional[Tensor] = None) -> InstanceData:
-        """Clip to the image, NMS at ``nms_iou`` (per group if given), keep the top ones."""
+        """Clip to the image, NMS at ``nms_iou``, keep the top ones.
+
+        Without ``groups`` (OC) one NMS runs over the image and ``max_per_img`` boxes
+        are kept. With ``groups`` (QC: the query of each box) NMS and the cap
+        (``max_per_query``) apply to each query on its own (§6.2 step 4), so a query's
+        detections never depend on the other queries searched in the same image.
+        """
         cfg = self.test_cfg
         h, w = img_shape[:2]
         boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
                              boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
-        if boxes.numel() == 0:
+        if groups is not None:
+            keep = grouped_nms(boxes, scores, groups, cfg.get('nms_iou', 0.5),
+                               cfg.get('max_per_query', 100))
+        elif boxes.numel() == 0:
             keep = boxes.new_zeros((0,), dtype=torch.long)
-        elif groups is None:
-            _, keep = nms(boxes, scores.float(), cfg.get('nms_iou', 0.5))
         else:
-            from mmcv.ops import batched_nms
-            _, keep = batched_nms(boxes, scores.float(), groups,
-                                  dict(type='nms', iou_threshold=cfg.get('nms_iou', 0.5)))
-        keep = keep[:cfg.get('max_per_img', 300)]
+            _, keep = nms(boxes, scores.float(), cfg.get('nms_iou', 0.5))
+            keep = keep[:cfg.get('max_per_img', 300)]
         out = InstanceData(bboxes=boxes[keep], scores=scores[keep], logits=logits[keep])
         if groups is not None:
             out.groups = groups[keep]

@@ -188,13 +188,23 @@ class SwapPathQCMixin:
             query's row in ``batch_query_embeds[i]``), NMS applied per query.
         """
         cfg = self.test_cfg
+        k = min(cfg.get('qc_topk', 100), anchors.shape[0])
+        # queries per distance block: bounds the (block, K) distance matrix (PRW at full
+        # size: ~2,000 queries x ~250k anchors would be 2 GB at once)
+        block = max(1, int(cfg.get('qc_query_block', 256)))
         results = []
         for i, (xq, meta) in enumerate(zip(batch_query_embeds, batch_img_metas)):
             num_q = xq.shape[0]
             rows = torch.arange(num_q, device=anchors.device)
-            dist = self._distances(anchor_embeds, rows.new_full((num_q,), i), xq)
-            k = min(cfg.get('qc_topk', 100), anchors.shape[0])
-            idx = dist.topk(k, dim=1, largest=False).indices  # (Q_i, k)
+            idx = rows.new_zeros((num_q, k))
+            with torch.autocast(device_type=anchors.device.type, enabled=False):
+                xa = anchor_embeds[i].float()
+                sq_a = (xa * xa).sum(1)[None, :]  # shared by every query block
+                for a in range(0, num_q, block):
+                    q = xq[a:a + block].float()
+                    # ||q - a||^2 = |q|^2 + |a|^2 - 2 q.a; the ordering needs no sqrt
+                    sq = (q * q).sum(1)[:, None] + sq_a - 2 * q @ xa.t()
+                    idx[a:a + block] = sq.topk(k, dim=1, largest=False).indices
             offsets = xq[:, None, :] - anchor_embeds[i][idx]
             logits = self.logits(offsets).reshape(-1)
             scores = logits.sigmoid()

@@ -154,7 +154,9 @@ class SPNet(BaseDetector):
         OC (§6.1): stage 0 (top-1000 by norm, score > 0.5, top-300, NMS 0.5), cascade,
         re-id embeddings. QC (§6.2): each sample must carry ``qc_query_embeddings``
         (Q_i, d) (see :meth:`predict_query_loc_embeddings`); every detection gets
-        ``pred_instances.query_inds`` (row in that tensor).
+        ``pred_instances.query_inds`` (row in that tensor) and, when the sample carries
+        the split's query rows ``qc_query_idx`` (Q_i,) (``QCTestLoop`` sets them),
+        ``pred_instances.query_idx`` (the row of its query in ``search_protocol``).
 
         Args:
             batch_inputs (Tensor): (N, 3, H, W).
@@ -215,6 +217,9 @@ class SPNet(BaseDetector):
                                 embeddings=det_emb)
             if 'groups' in res:
                 pred.query_inds = res.groups
+                if 'qc_query_idx' in ds:
+                    # the split's query row of each detection (QC records, §6.2)
+                    pred.query_idx = ds.qc_query_idx.to(res.groups.device)[res.groups]
             ds.pred_instances = pred
             if ds.get('gt_instances') is not None and 'bboxes' in ds.gt_instances:
                 ds.gt_embeddings = gt_emb

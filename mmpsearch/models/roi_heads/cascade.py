@@ -18,13 +18,14 @@ Training (OC only; the released QC cascade path is broken, §4.4.9), per stage:
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-from mmcv.ops import batched_nms, nms
+from mmcv.ops import nms
 from mmdet.structures.bbox import bbox2roi
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmpsearch.registry import MODELS, TASK_UTILS
+from ..layers.grouped_nms import grouped_nms
 from .reid_roi_head import clip_boxes, clip_rows
 
 __all__ = ['SwapPathCascade']
@@ -194,16 +195,16 @@ class SwapPathCascade(BaseModule):
         return results
 
     def _nms(self, boxes: Tensor, logits: Tensor, groups: Optional[Tensor]) -> InstanceData:
-        """Plain NMS ordered by logit (per query for QC), no score threshold."""
+        """Plain NMS ordered by logit, no score threshold; for QC detections NMS and the
+        cap (``max_per_query``) apply to each query on its own (§6.2)."""
         iou = self.test_cfg['nms_iou']
-        if boxes.shape[0] == 0:
+        if groups is not None:
+            keep = grouped_nms(boxes, logits, groups, iou,
+                               self.test_cfg.get('max_per_query', 100))
+        elif boxes.shape[0] == 0:
             keep = boxes.new_zeros((0,), dtype=torch.long)
-        elif groups is None:
-            keep = nms(boxes, logits.float(), iou)[1]
         else:
-            keep = batched_nms(boxes, logits.float(), groups,
-                               dict(type='nms', iou_threshold=iou))[1]
-        keep = keep[:self.test_cfg['max_per_img']]
+            keep = nms(boxes, logits.float(), iou)[1][:self.test_cfg['max_per_img']]
         out = InstanceData(bboxes=boxes[keep], logits=logits[keep],
                            scores=logits[keep].sigmoid())
         if groups is not None:
