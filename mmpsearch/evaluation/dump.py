@@ -6,7 +6,9 @@ A dump is a pickle of one plain dict: header fields and one record per test imag
 numpy arrays. :func:`load_dump` unpickles it with an allow-list: any other global the
 file names (a function, a class, ``torch`` storage, ``os.system``...) is refused with
 :class:`UnsafeDumpError` before anything runs, so loading a dump never executes code
-from it. :func:`check_dump_matches` refuses a dump made on another dataset.
+from it; numpy names resolve to the guarded stand-ins of :mod:`mmpsearch.utils.safe_numpy`,
+so an array whose dtype can hold objects is refused, naming the key that holds it.
+:func:`check_dump_matches` refuses a dump made on another dataset.
 """
 import datetime
 import io
