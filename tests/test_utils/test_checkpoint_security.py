@@ -8,6 +8,7 @@ file); then every load path must refuse the file with an error naming it, and th
 must not exist. Benign checkpoints of both model families still load and resume.
 """
 import copy
+import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -27,8 +28,18 @@ from mmengine.runner import Runner
 from mmpsearch.registry import DATASETS, MODELS
 from mmpsearch.utils import (CheckpointReadError, UnsafeCheckpointError,
                              safe_torch_load)
-from tests.test_utils import _ckpt_payloads as P
 
+def _import_payloads():
+    # by path: a `tests` package installed in site-packages would shadow this tree's
+    spec = importlib.util.spec_from_file_location(
+        'mmpsearch_ckpt_payloads', osp.join(osp.dirname(osp.abspath(__file__)),
+                                            '_ckpt_payloads.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+P = _import_payloads()
 _REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _SPNET = osp.join(_REPO, 'configs', 'spnet', 'spnet-s_convnext-atto_quickstart_synthetic-prw.py')
 _OIMNETPP = osp.join(_REPO, 'configs', 'oimnetpp', 'oimnetpp_r50-c4_quick_synthetic-prw.py')
@@ -337,15 +348,29 @@ def tiny_prw(tmp_path_factory):
 
 
 def family_cfg(config, data_root, work_dir, max_iters=2):
-    """A shipped config at toy size: 2 images per batch, iteration-based, no evaluation."""
+    """A shipped config at toy size: 2 small images per batch, few RoIs, iteration-based,
+    no evaluation (the model and its checkpointed state are the shipped ones)."""
     cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
+        for step in cfg[loader].dataset.pipeline:
+            if step['type'] == 'WindowResize':
+                step.update(short_side=96, long_side=128)
     cfg.train_dataloader.batch_size = 2
+    if 'frozen_parameters' in cfg.model:  # OIMNet R50-C4: keep the 2-core CPU run short
+        cfg.model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=32)
+        cfg.model.train_cfg.rcnn.sampler.num = 8
+        # the ResNet trunk stays fixed and plain SGD keeps no per-parameter state: the
+        # checkpoint shrinks from 400 MB to the weights (the heads, LUT, queue and
+        # ProtoNorm statistics still train and are saved)
+        cfg.model.frozen_parameters = ['backbone.', 'roi_head.shared_head.']
+        cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=1e-4))
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=1000)
+    # no validation (an iteration-based loop would validate after its last iteration)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0,
                                 end=10)]
     cfg.custom_hooks = []
