@@ -58,18 +58,27 @@ def test_parser_refuses_code(tmp_path, kind):
 
 
 def test_inferencer_never_executes_the_stored_config(tmp_path):
-    """In a fresh interpreter, as a user runs it."""
+    """In a fresh interpreter, as a user runs it (mmengine's own path executes both)."""
     marker = tmp_path / 'ran'
-    path = tmp_path / 'hostile_cfg.pth'
-    _write_ckpt(path, _code_configs(marker)['import'])
-    code = ('from mmpsearch.apis import PersonSearchInferencer\n'
-            f'PersonSearchInferencer(None, {str(path)!r}, device="cpu")\n')
+    paths = []
+    for kind in ('statement', 'dunder_import'):
+        paths.append(tmp_path / f'hostile_cfg_{kind}.pth')
+        _write_ckpt(paths[-1], _code_configs(marker)[kind])
+    code = ('import sys\n'
+            'from mmpsearch.apis import PersonSearchInferencer\n'
+            'from mmpsearch.utils.literal_config import UnsafeConfigError\n'
+            'for path in sys.argv[1:]:\n'
+            '    try:\n'
+            '        PersonSearchInferencer(None, path, device="cpu")\n'
+            '    except UnsafeConfigError as err:\n'
+            '        print("refused:", err)\n')
     env = dict(os.environ, PYTHONPATH=_REPO)
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         env=env, timeout=600, cwd=str(tmp_path))
+    out = subprocess.run([sys.executable, '-c', code] + [str(p) for p in paths],
+                         capture_output=True, text=True, env=env, timeout=600, cwd=str(tmp_path))
     assert not marker.exists(), 'the stored config was executed'
-    assert out.returncode != 0
-    assert 'UnsafeConfigError' in out.stderr and str(path) in out.stderr, out.stderr[-3000:]
+    assert out.returncode == 0, out.stderr[-3000:]
+    for path in paths:
+        assert f'refused: {path}: the stored config is not a plain literal config' in out.stdout
 
 
 def test_inferencer_builds_from_stored_literal_config(tmp_path):
