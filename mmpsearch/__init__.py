@@ -3,7 +3,8 @@
 
 The compatibility layer is imported first: it installs the torchvision stand-in (only
 when no real torchvision imports) before anything pulls in ``mmpretrain.models``, and
-allow-lists the objects mmengine checkpoints carry for torch's safe loader.
+routes mmengine's checkpoint loading through the safe loader (nothing is allow-listed
+process-wide; docs/design.md, "Loading artefacts").
 """
 from .utils import compat  # noqa: F401  (must stay first)
 from .version import __version__

@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence, Union
 import mmcv
 import numpy as np
 import torch
+from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.infer import BaseInferencer
 from mmengine.utils import is_list_of
@@ -69,8 +70,10 @@ class PersonSearchInferencer(BaseInferencer):
     """Search a query person (image + box) in a gallery of scene images.
 
     Args:
-        model (str | dict | Config): config file or config of a person-search model.
-        weights (str, optional): checkpoint path (loaded with torch's safe loader).
+        model (str | dict | Config, optional): config file or config of a person-search
+            model. When None, the config stored in ``weights`` is read as literal data
+            (never executed); a stored config that is not plain data is refused.
+        weights (str, optional): checkpoint path (loaded with the safe loader).
         device (str, optional): ``'cpu'``, ``'cuda'``, ... (default: the available one).
         scope (str): registry scope, ``'mmpsearch'``.
         det_thresh (float): detections scoring below it are not ranked (the protocol's 0.5).
@@ -90,6 +93,35 @@ class PersonSearchInferencer(BaseInferencer):
         self.det_thresh = det_thresh
         super().__init__(model=model, weights=weights, device=device, scope=scope,
                          show_progress=show_progress)
+
+    # -- model ------------------------------------------------------------------------
+    def _init_model(self, cfg, weights: Optional[str], device: str = 'cpu') -> torch.nn.Module:
+        """Build the model and load ``weights`` without executing anything from them.
+
+        mmengine's version rebuilds a missing config by executing the text stored in the
+        checkpoint; here the stored text is parsed as literal data only
+        (:func:`mmpsearch.utils.literal_config.stored_config`; docs/design.md, "Loading
+        artefacts"), and the checkpoint is read by the safe loader.
+        """
+        from mmengine.registry import MODELS
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        from mmpsearch.utils.literal_config import stored_config
+        checkpoint = None
+        if weights is not None:
+            checkpoint = _load_checkpoint(weights, map_location='cpu')
+        if not cfg:
+            if checkpoint is None:
+                raise ValueError('PersonSearchInferencer needs a config or a checkpoint')
+            cfg.update(Config(stored_config(checkpoint, str(weights)))._cfg_dict)
+        if cfg.model.get('pretrained') is not None:
+            del cfg.model.pretrained
+        model = MODELS.build(cfg.model)
+        model.cfg = cfg
+        self._load_weights_to_model(model, checkpoint, cfg)
+        model.to(device)
+        model.eval()
+        return model
 
     # -- pipeline --------------------------------------------------------------------
     def _init_pipeline(self, cfg) -> Compose:

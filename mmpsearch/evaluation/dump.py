@@ -6,7 +6,9 @@ A dump is a pickle of one plain dict: header fields and one record per test imag
 numpy arrays. :func:`load_dump` unpickles it with an allow-list: any other global the
 file names (a function, a class, ``torch`` storage, ``os.system``...) is refused with
 :class:`UnsafeDumpError` before anything runs, so loading a dump never executes code
-from it. :func:`check_dump_matches` refuses a dump made on another dataset.
+from it; numpy names resolve to the guarded stand-ins of :mod:`mmpsearch.utils.safe_numpy`,
+so an array whose dtype can hold objects is refused, naming the key that holds it.
+:func:`check_dump_matches` refuses a dump made on another dataset.
 """
 import datetime
 import io
@@ -16,8 +18,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mmpsearch.utils import safe_numpy
+
 from .protocols import data_fingerprint, protocol_fingerprint
-from .records import RECORD_KEYS
+from .records import RECORD_KEYS, row_count_problem
 
 FORMAT = 'mmpsearch.person_search_results'
 VERSION = 2  # the newest version this module reads and writes
@@ -31,33 +35,16 @@ class UnsafeDumpError(pickle.UnpicklingError):
     """A dump names something outside the allow-list; nothing of it was executed."""
 
 
-def _safe_dtype(*args, **kwargs):
-    dt = np.dtype(*args, **kwargs)
-    if dt.hasobject:
-        raise UnsafeDumpError('object arrays are not allowed in a dump')
-    return dt
-
-
-# allow-listed globals: plain numpy arrays, dtypes and scalars (numpy 1.x and 2.x names);
-# None = resolved by import, dtype goes through a check that refuses object dtypes
-_ALLOWED = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): _safe_dtype}
+# allow-listed globals: plain numpy arrays, dtypes and scalars (numpy 1.x and 2.x names),
+# through the guarded stand-ins of mmpsearch.utils.safe_numpy (object, structured and
+# void dtypes are refused before numpy builds anything from them)
+_ALLOWED = {('numpy', 'ndarray'): safe_numpy.NdarrayName,
+            ('numpy', 'dtype'): safe_numpy.make_dtype}
 for _mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-    _ALLOWED[(_mod, '_reconstruct')] = None
-    _ALLOWED[(_mod, 'scalar')] = None
+    _ALLOWED[(_mod, '_reconstruct')] = safe_numpy.reconstruct
+    _ALLOWED[(_mod, 'scalar')] = safe_numpy.scalar
 for _mod in ('numpy.core.numeric', 'numpy._core.numeric'):
-    _ALLOWED[(_mod, '_frombuffer')] = None
-
-
-def _resolve(module: str, name: str):
-    """The object behind an allow-listed numpy name (numpy 2 moved ``numpy.core``)."""
-    import importlib
-    for mod in (module.replace('numpy.core', 'numpy._core'),
-                module.replace('numpy._core', 'numpy.core')):
-        try:
-            return getattr(importlib.import_module(mod), name)
-        except (ImportError, AttributeError):
-            continue
-    raise UnsafeDumpError(f'cannot resolve {module}.{name}')
+    _ALLOWED[(_mod, '_frombuffer')] = safe_numpy.frombuffer
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -76,8 +63,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 f'{self.path}: refusing to load {module}.{name}{hint}. A person-search '
                 'dump holds only plain containers and numpy arrays '
                 '(docs/results_format.md); nothing from this file was executed.')
-        obj = _ALLOWED[key]
-        return obj if obj is not None else _resolve(module, name)
+        return _ALLOWED[key]
 
     def persistent_load(self, pid):
         raise UnsafeDumpError(f'{self.path}: refusing a persistent id (torch storage?) in '
@@ -179,12 +165,20 @@ def load_dump(path: str) -> Dict[str, Any]:
         raise FileNotFoundError(f'no results dump at {path}')
     with open(path, 'rb') as f:
         data = f.read()
-    try:
-        dump = _RestrictedUnpickler(io.BytesIO(data), path).load()
-    except UnsafeDumpError:
-        raise
-    except Exception as e:  # truncated or not a pickle at all
-        raise ValueError(f'{path} is not a readable pickle: {e}') from e
+    with safe_numpy.guarded_numpy() as guard:
+        try:
+            dump = _RestrictedUnpickler(io.BytesIO(data), path).load()
+        except UnsafeDumpError:
+            raise
+        except safe_numpy.UnsafeValueError as e:  # a numpy stand-in refused its arguments
+            raise UnsafeDumpError(f'{path}: refusing the dump: {e}') from None
+        except Exception as e:  # truncated or not a pickle at all
+            raise ValueError(f'{path} is not a readable pickle: {e}') from e
+        try:
+            dump = safe_numpy.finalize(dump, path, guard)
+        except safe_numpy.UnsafeValueError as e:  # an object array, naming its key
+            raise UnsafeDumpError(f'{e} (a dump holds plain numeric arrays only); nothing '
+                                  'from this file was executed') from None
     if not isinstance(dump, dict) or dump.get('format') != FORMAT:
         raise ValueError(f'{path} is not a person-search results dump (format '
                          f'{dump.get("format") if isinstance(dump, dict) else type(dump)}); '
@@ -211,6 +205,9 @@ def load_dump(path: str) -> Dict[str, Any]:
         if 'det_query_idx' in r and not isinstance(r['det_query_idx'], np.ndarray):
             raise ValueError(f'{path}: record {k} ({r["img_id"]}) has a malformed '
                              'det_query_idx')
+        problem = row_count_problem(r)
+        if problem is not None:
+            raise ValueError(f'{path}: record {k} (image {r["img_id"]!r}): {problem}')
     return dump
 
 

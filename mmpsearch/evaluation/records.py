@@ -155,6 +155,41 @@ class Predictions:
     det_query: Optional[np.ndarray] = None
 
 
+def row_count_problem(rec: dict) -> Optional[str]:
+    """What is wrong with a record's per-row arrays, or None when they agree.
+
+    ``det_bboxes`` is (M, 4); ``det_scores`` has M entries and ``det_embeddings`` M rows;
+    ``query_embeddings`` has one row per ``query_idx`` entry. Empty arrays of any shape
+    stand for zero rows.
+    """
+    def rows(a):
+        a = np.asarray(a)
+        return 0 if a.size == 0 else (len(a) if a.ndim else -1)
+
+    boxes = np.asarray(rec['det_bboxes'])
+    if boxes.size and (boxes.ndim != 2 or boxes.shape[1] != 4):
+        return f'det_bboxes has shape {boxes.shape}, expected (M, 4)'
+    m = rows(boxes)
+    scores = np.asarray(rec['det_scores'])
+    if scores.size and scores.ndim != 1 or rows(scores) != m:
+        return f'det_scores has shape {scores.shape} but det_bboxes has {m} rows'
+    emb = np.asarray(rec['det_embeddings'])
+    if emb.size and emb.ndim != 2 or rows(emb) != m:
+        return f'det_embeddings has shape {emb.shape} but det_bboxes has {m} rows'
+    if rec.get('det_query_idx') is not None:
+        dq = np.asarray(rec['det_query_idx'])
+        if dq.size and dq.ndim != 1 or rows(dq) != m:
+            return f'det_query_idx has shape {dq.shape} but det_bboxes has {m} rows'
+    qidx = np.asarray(rec['query_idx'])
+    if qidx.size and qidx.ndim != 1:
+        return f'query_idx has shape {qidx.shape}, expected (Q,)'
+    qemb = np.asarray(rec['query_embeddings'])
+    if qemb.size and qemb.ndim != 2 or rows(qemb) != rows(qidx):
+        return (f'query_embeddings has shape {qemb.shape} but query_idx has '
+                f'{rows(qidx)} entries')
+    return None
+
+
 def assemble_predictions(records: Sequence[dict], sp: dict, source: str = '') -> Predictions:
     """Order records by image index and check them against ``search_protocol``.
 
@@ -188,6 +223,10 @@ def assemble_predictions(records: Sequence[dict], sp: dict, source: str = '') ->
     if missing:
         raise ValueError(f'predictions{where} are missing for {len(missing)} of {n_img} '
                          f'{dataset} test images (e.g. {missing[:3]})')
+    for i, r in enumerate(by_img):
+        problem = row_count_problem(r)
+        if problem is not None:
+            raise ValueError(f'image {ids[i]!r}{where}: {problem}')
     dims = {r['det_embeddings'].shape[1] for r in by_img if r['det_embeddings'].ndim == 2
             and len(r['det_embeddings'])}
     dims |= {r['query_embeddings'].shape[1] for r in by_img if len(r['query_embeddings'])}

@@ -3,99 +3,28 @@
 
 1. **Safe checkpoint loading.** torch >= 2.6 loads with ``weights_only=True``; mmengine
    0.10.7 checkpoints carry a few non-tensor objects (message-hub ``HistoryBuffer``,
-   numpy arrays and scalars, ``slice``, ``getattr``). They are allow-listed with
-   :func:`torch.serialization.add_safe_globals`; safe loading itself stays on, and a
-   checkpoint whose pickle would call anything else is refused by
-   :func:`safe_torch_load` with an error naming the file.
+   numpy arrays and scalars, ``slice``, ``getattr(HistoryBuffer, 'min')``). Nothing is
+   allow-listed process-wide (allow-listing ``getattr`` or ``HistoryBuffer`` is
+   exploitable, install.md correction 2): mmengine's local checkpoint loading is routed
+   through :func:`~mmpsearch.utils.safe_checkpoint.safe_torch_load`, which restores those
+   objects from plain data with stand-ins registered only during the call. Safe loading
+   itself stays on everywhere.
 2. **torchvision stand-in.** ``mmpretrain.models`` imports ``torchvision.ops.boxes`` at
    import time (visual-grounding code only); the registries have no CPU torchvision
    for torch 2.13. When a real torchvision cannot be imported, a tiny module with
    ``box_area``/``box_iou`` is registered in ``sys.modules``. A working torchvision
    always wins.
 """
-import os
-import pickle
 import sys
 import types
 
-import numpy as np
 import torch
 
+from .safe_checkpoint import (CheckpointReadError, UnsafeCheckpointError,
+                              install_mmengine_loader, safe_torch_load)
+
 __all__ = ['TORCHVISION_STUBBED', 'safe_torch_load', 'UnsafeCheckpointError',
-           'install_torchvision_stub', 'register_safe_globals']
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """Raised when a checkpoint's pickle references objects outside the allow-list."""
-
-
-def _numpy_safe_globals():
-    core = getattr(np, '_core', None) or np.core  # numpy 2 moved it under np._core
-    objs = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        for name in ('UInt8DType', 'UInt16DType', 'UInt32DType', 'UInt64DType', 'Int8DType',
-                     'Int16DType', 'Int32DType', 'Int64DType', 'Float16DType', 'Float32DType',
-                     'Float64DType', 'BoolDType'):
-            if hasattr(dtypes, name):
-                objs.append(getattr(dtypes, name))
-    return objs
-
-
-def register_safe_globals():
-    """Allow-list what mmengine checkpoints carry (idempotent).
-
-    Returns:
-        list: the objects registered.
-    """
-    objs = _numpy_safe_globals() + [slice, getattr]
-    try:
-        from mmengine.logging.history_buffer import HistoryBuffer
-        objs.append(HistoryBuffer)
-    except ImportError:  # mmengine absent: plain torch checkpoints still load
-        pass
-    if hasattr(torch.serialization, 'add_safe_globals'):
-        torch.serialization.add_safe_globals(objs)
-    return objs
-
-
-def safe_torch_load(path, map_location='cpu'):
-    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe files.
-
-    Args:
-        path (str | file-like): checkpoint path or open binary file.
-        map_location: forwarded to :func:`torch.load`.
-
-    Returns:
-        Any: the loaded object (tensors, plain containers, allow-listed objects).
-
-    Raises:
-        UnsafeCheckpointError: the pickle references a global that is not allow-listed
-            (for example a ``__reduce__`` payload that would run code).
-    """
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        name = getattr(path, 'name', path)
-        raise UnsafeCheckpointError(
-            f'Refusing to load {name!s}: its pickle references objects outside the safe '
-            f'allow-list (loading it could execute code). Details: {err}') from None
-
-
-def _install_safe_local_loader():
-    """Route mmengine's local-path checkpoint loading through :func:`safe_torch_load`."""
-    try:
-        from mmengine.runner.checkpoint import CheckpointLoader
-    except ImportError:
-        return
-
-    def load_from_local(filename, map_location):
-        filename = os.path.expanduser(filename)
-        if not os.path.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return safe_torch_load(filename, map_location=map_location)
-
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+           'CheckpointReadError', 'install_torchvision_stub']
 
 
 def _box_area(boxes):
@@ -144,6 +73,5 @@ def install_torchvision_stub():
     return True
 
 
-register_safe_globals()
-_install_safe_local_loader()
+install_mmengine_loader()
 TORCHVISION_STUBBED = install_torchvision_stub()

@@ -3,6 +3,7 @@
 import copy
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -109,3 +110,58 @@ def test_dump_metric_writes_the_file(case, tmp_path):
     assert all((r['det_scores'] >= 0.6).all() for r in dump['records'])
     with pytest.raises(ValueError, match='pkl'):
         DumpPersonSearchResults(out_file_path='x.json')
+
+
+class _HasObjectDtype:
+    """A void dtype whose pickled state sets numpy's object flags (hasobject=True)."""
+
+    def __reduce__(self):
+        return (np.dtype, ('V8', False, True), (3, '|', None, None, None, 8, 1, 63))
+
+
+class _ObjectFlaggedArray:
+    """An array of that dtype, pickled like any ndarray (``_reconstruct`` + state)."""
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+        return (_reconstruct, (np.ndarray, (0, ), b'b'),
+                (1, (2, ), _HasObjectDtype(), False, [b'\0' * 8, b'\0' * 8]))
+
+
+@pytest.mark.parametrize('payload', ['flags', 'structured'])
+def test_object_arrays_are_refused_naming_the_key(case, tmp_path, payload):
+    """An array whose dtype holds objects is refused, whatever route its dtype took."""
+    dump = make_dump(case.records(), case.search_protocol)
+    if payload == 'flags':
+        dump['records'][3]['det_embeddings'] = _ObjectFlaggedArray()
+    else:
+        dump['records'][3]['det_embeddings'] = np.zeros(2, dtype=[('x', 'f8'), ('y', 'O')])
+    path = str(tmp_path / 'objects.pkl')
+    with open(path, 'wb') as f:
+        pickle.dump(dump, f, protocol=4)
+    with pytest.raises(UnsafeDumpError, match=r'objects\.pkl') as err:
+        load_dump(path)
+    assert 'records[3].det_embeddings' in str(err.value)  # the key that holds it
+
+
+@pytest.mark.parametrize('key, bad', [
+    ('det_scores', lambda r: r['det_scores'][:-1]),
+    ('det_embeddings', lambda r: r['det_embeddings'][:-1]),
+    ('det_bboxes', lambda r: r['det_bboxes'][:, :3]),
+    ('query_embeddings', lambda r: np.zeros((len(r['query_idx']) + 1,
+                                              r['det_embeddings'].shape[1]), np.float32)),
+])
+def test_row_count_mismatch_names_the_image(case, tmp_path, key, bad):
+    records = case.records()
+    i = next(i for i, r in enumerate(records) if len(r['det_bboxes']) > 1
+             and (key != 'query_embeddings' or len(r['query_idx'])))
+    records[i][key] = bad(records[i])
+    name = records[i]['img_id']
+    path = str(tmp_path / 'rows.pkl')
+    write_dump(path, make_dump(records, case.search_protocol))
+    with pytest.raises(ValueError, match=rf'rows\.pkl.*{re.escape(name)}.*{key}'):
+        load_dump(path)
+    # the same check guards predictions that never went through a file
+    from mmpsearch.evaluation.records import assemble_predictions
+    with pytest.raises(ValueError, match=rf'{re.escape(name)}.*{key}'):
+        assemble_predictions(records, case.search_protocol, 'the metric')
