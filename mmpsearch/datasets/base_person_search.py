@@ -186,8 +186,15 @@ def read_image_size(path: str, listed_in: str) -> Tuple[int, int]:
             from e
 
 
-def make_instance(bbox: Sequence[float], person_id: int, person_label: int,
-                  known: bool) -> dict:
-    """One data_list instance (docs/data_contract.md §1)."""
+def make_instance(bbox: Sequence[float], person_id: int, person_label: int) -> dict:
+    """One data_list instance (docs/data_contract.md §1).
+
+    ``known`` follows the label map: a box is a labelled sample of the OIM loss exactly
+    when its identity has a lookup-table row (``person_label >= 0``). An identity that the
+    map leaves out (PRW's training ids 483 and 932 under ``label_mode='oimnetpp'``, a pid
+    missing from ``ID_train.mat``, every test identity) is unlabelled for training even
+    though its ``person_id`` is kept for the evaluation.
+    """
     return dict(bbox=[float(v) for v in bbox], bbox_label=0, ignore_flag=0,
-                person_id=int(person_id), person_label=int(person_label), known=bool(known))
+                person_id=int(person_id), person_label=int(person_label),
+                known=int(person_label) >= 0)

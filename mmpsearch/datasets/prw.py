@@ -110,7 +110,7 @@ class PRWDataset(BasePersonSearchDataset):
             for row, box in zip(rows[keep], boxes[keep]):
                 pid = int(row[0])
                 pid = -1 if pid == -2 else pid
-                instances.append(make_instance(box, pid, label_of(pid), pid > 0))
+                instances.append(make_instance(box, pid, label_of(pid) if pid > 0 else -1))
             data_list.append(dict(img_path=path, img_id=name + '.jpg', height=int(h),
                                   width=int(w), cam_id=_camera(name, source),
                                   instances=instances))
