@@ -342,3 +342,46 @@ def test_label_maps_on_real_prw_annotations(tmp_path):
                 if ins['person_id'] == 483]
         assert len(n483) == 10
         assert all(ins['known'] == (mode == 'sorted') for ins in n483)
+
+
+def test_training_frames_without_boxes_are_reported_once(prw_copy):
+    """A training frame whose every box is dropped trains on nothing: one warning at load
+    time names how many and which (and filter_empty_gt drops them)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    frames = _frames(prw_copy, 'train')
+    for frame in frames[:2]:
+        path = osp.join(prw_copy, 'annotations', frame + '.jpg.mat')
+        key, rows = _rows(prw_copy, frame)
+        rows = rows.copy()
+        rows[:, 3] = 0  # w = 0: degenerate, dropped as the official loaders do
+        save_mat(path, key, rows)
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append((record.levelno, record.getMessage()))
+
+    logger = MMLogger.get_current_instance()
+    handler = Records()
+    logger.addHandler(handler)
+    try:
+        ds = _ds(prw_copy, 'train')
+        ds[0]  # noqa: B018  (using the dataset does not warn again)
+        ds[1]  # noqa: B018
+        filtered = _ds(prw_copy, 'train', filter_cfg=dict(filter_empty_gt=True))
+        _ds(prw_copy, 'test')
+    finally:
+        logger.removeHandler(handler)
+    warned = [m for lvl, m in handler.messages if 'have no annotated box' in m
+              and lvl == logging.WARNING]
+    assert len(warned) == 1
+    assert f'2 of {len(frames)} training frames' in warned[0]
+    assert f'{frames[0]}.jpg' in warned[0] and f'{frames[1]}.jpg' in warned[0]
+    assert ds.load_stats['frames_without_boxes'] == 2
+    assert filtered.load_stats['frames_without_boxes'] == 0
+    assert len(filtered) == len(frames) - 2
