@@ -16,10 +16,11 @@ checkpoints. This hook does four things:
    loss scaler unscales the gradients and calls ``optimizer.step`` only when they are
    finite; a step it skips never reaches the pre-hook, so an overflow that the scaler
    handles by lowering its scale is not an error.
-2. **Loss terms, after each iteration.** Every entry of the iteration's log variables
-   (the summed ``loss`` and each ``loss_*`` term) must be finite. Under a loss scaler, a
-   non-finite loss is tolerated for ``amp_patience`` consecutive iterations (the scaler
-   skips those steps, so the weights stay finite); a longer streak stops the run.
+2. **Loss terms, after each iteration.** Every loss entry of the iteration's log
+   variables (the summed ``loss`` and each ``loss_*`` term) must be finite. Under a loss
+   scaler, a non-finite loss is tolerated for ``amp_patience`` consecutive iterations
+   (the scaler skips those steps, so the weights stay finite); a longer streak stops the
+   run.
 3. **The state, before a checkpoint is due.** At the iterations/epochs where a
    ``CheckpointHook`` will save, the model and optimiser state must be finite. This runs
    before ``CheckpointHook`` (which deletes its oldest file *before* writing the new one),
@@ -205,8 +206,7 @@ class NonFiniteCheckHook(Hook):
                for group in optimizer.param_groups for p in group['params']
                if p.grad is not None and p.grad.numel() and not p.grad.is_sparse
                and not bool(torch.isfinite(p.grad).all())]
-        terms = [k for k, v in (self._losses or {}).items()
-                 if self._is_number(v) and not math.isfinite(_as_float(v))]
+        terms = self._non_finite_terms(self._losses or {})
         what = (f'Non-finite loss at {self._where()}: {", ".join(terms)}; found' if terms
                 else f'Non-finite gradients at {self._where()} from a finite loss, found')
         raise NonFiniteError(
@@ -217,8 +217,7 @@ class NonFiniteCheckHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
         values = outputs if isinstance(outputs, dict) else {}
-        bad = [k for k, v in values.items() if self._is_number(v)
-               and not math.isfinite(_as_float(v))]
+        bad = self._non_finite_terms(values)
         if self._agree(bool(bad), values):
             if self._uses_scaler and self._bad_loss_streak < self.amp_patience:
                 self._bad_loss_streak += 1
@@ -252,6 +251,13 @@ class NonFiniteCheckHook(Hook):
                 f'in {self._names(bad)}. {self._advice(runner)}')
 
     # ------------------------------------------------------------------ helpers
+    @classmethod
+    def _non_finite_terms(cls, values: dict) -> List[str]:
+        """The loss entries (keys containing ``'loss'``, the ones mmengine sums into the
+        total) that are not finite; other logged values such as ``acc`` are not checked."""
+        return [k for k, v in values.items() if 'loss' in k and cls._is_number(v)
+                and not math.isfinite(_as_float(v))]
+
     @staticmethod
     def _is_number(value) -> bool:
         return isinstance(value, (torch.Tensor, float, int)) or (
