@@ -47,6 +47,10 @@ def parse_args(argv=None):
                    metavar=('W', 'H'))
     p.add_argument('--gallery-sizes', type=int, nargs='+', default=list(d.gallery_sizes),
                    help='CUHK layout: TestG<N>.mat files to write')
+    p.add_argument('--prw-pids', choices=('dense', 'real'), default=d.prw_pids,
+                   help="PRW layout: identity numbering; 'real' uses the real PRW's ids "
+                   '(training ids 483 and 932, test id 479), which the label maps treat '
+                   'specially')
     p.add_argument('--skip-existing', action='store_true',
                    help='do nothing if OUT already holds this exact set')
     p.add_argument('--overwrite', action='store_true', help='replace an existing OUT')
@@ -62,11 +66,14 @@ def _config(args):
         image_size=tuple(args.image_size), num_cameras=args.num_cameras,
         num_train_frames=args.num_train_frames, num_test_frames=args.num_test_frames,
         num_train_ids=args.num_train_ids, num_test_ids=args.num_test_ids,
-        gallery_sizes=tuple(args.gallery_sizes))
+        gallery_sizes=tuple(args.gallery_sizes), prw_pids=args.prw_pids)
 
 
 def _request(args, cfg) -> dict:
-    return dict(layout=args.layout, seed=args.seed, config=asdict(cfg),
+    config = asdict(cfg)
+    if config['prw_pids'] == 'dense':  # the default: stamps written before it still match
+        del config['prw_pids']
+    return dict(layout=args.layout, seed=args.seed, config=config,
                 version=mmpsearch.__version__)
 
 

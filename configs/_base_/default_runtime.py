@@ -14,7 +14,11 @@ default_hooks = dict(
     visualization=dict(type='mmdet.DetVisualizationHook'),
     # CPU runs: denormal gradients make convolution backward ~5x slower (the hook's
     # docstring); no effect on CUDA. Switch off with dict(type=..., enable=False).
-    flush_denormal=dict(type='FlushDenormalHook'))
+    flush_denormal=dict(type='FlushDenormalHook'),
+    # Stop at the first NaN/inf loss or gradient (a step the AMP loss scaler skips is not
+    # an error) and never write a checkpoint holding non-finite tensors (docs/design.md).
+    # Switch off with non_finite=None.
+    non_finite=dict(type='NonFiniteCheckHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -47,13 +47,42 @@ def _query_choice(world: SyntheticWorld, ident: int) -> Dict[int, Tuple[Frame, i
 
 
 # ----------------------------------------------------------------------------- PRW
+def prw_person_ids(num_train: int, num_test: int, mode: str = 'dense') -> List[int]:
+    """PRW person ids of the training then the test identities.
+
+    Args:
+        num_train, num_test (int): identities per split.
+        mode (str): ``'dense'`` (``1..num_train+num_test``) or ``'real'``: numbered like
+            the real PRW, whose training ids are {1..478, 480..483, 932} and test ids
+            {479, 484..931, 933} (raw_formats.md §2.3): the last two training identities
+            get 483 and 932, the others 1, 2, ... (skipping 479); the test identities get
+            479, then 484, 485, ... (skipping 932).
+
+    Returns:
+        list[int]: ``num_train + num_test`` distinct positive ids.
+    """
+    if mode == 'dense':
+        return list(range(1, num_train + num_test + 1))
+    if mode != 'real':
+        raise ValueError(f"mode must be 'dense' or 'real', got {mode!r}")
+    train = [p for p in range(1, 483) if p != 479][:max(num_train - 2, 0)]
+    train += [483, 932][:num_train - len(train)]
+    test = [479] + [p for p in range(484, 934) if p != 932]
+    ids = train + test[:num_test]
+    if len(ids) != num_train + num_test:
+        raise ValueError(f"mode='real' numbers at most 483 training and 450 test "
+                         f'identities, got {num_train} and {num_test}')
+    return ids
+
+
 def write_prw(world: SyntheticWorld, out: str) -> dict:
     """Write ``frames/``, ``annotations/``, ``frame_{train,test}.mat``, ``ID_*.mat``,
     ``query_info.txt`` and ``query_box/`` under ``out``."""
     rng = np.random.default_rng([world.seed, 7])
     train_ids = [i.index for i in world.identities if i.split == 'train']
     test_ids = [i.index for i in world.identities if i.split == 'test']
-    pid = {ident: k + 1 for k, ident in enumerate(train_ids + test_ids)}
+    pid = dict(zip(train_ids + test_ids, prw_person_ids(len(train_ids), len(test_ids),
+                                                        world.config.prw_pids)))
     names = {f.index: f'c{f.camera + 1}s{1 if f.split == "train" else 2}_{f.time:06d}'
              for f in world.frames}
     rows: Dict[int, np.ndarray] = {}

@@ -60,6 +60,8 @@ class BasePersonSearchDataset(BaseDetDataset):
         self.data_list = self.filter_data()
         if self._indices is not None:
             self.data_list = self._get_unserialized_subset(self._indices)
+        if not self.test_mode:
+            self._warn_empty_frames()
         self._metainfo['num_person_ids'] = int(self._num_person_ids)
         if self._search_protocol is not None:
             self._metainfo['search_protocol'] = self._search_protocol
@@ -93,6 +95,28 @@ class BasePersonSearchDataset(BaseDetDataset):
             print_log(f'{type(self).__name__}: filter_cfg removed {n} images',
                       logger='current')
         return kept
+
+    def _warn_empty_frames(self) -> None:
+        """Warn once, when a training split is loaded, about frames without any box.
+
+        Such a frame (every box dropped as degenerate or outside, an empty annotation
+        file, a custom list) still trains, silently: the detector sees background only,
+        the box-regression and re-id losses get nothing from it (0 for a batch of only
+        such frames). A few are legitimate; many usually mean an annotation or path
+        problem, which nothing in the training log would otherwise show.
+        """
+        empty = [info['img_id'] for info in self.data_list if not info['instances']]
+        self.load_stats['frames_without_boxes'] = len(empty)
+        if not empty:
+            return
+        keep_empty = getattr(self, 'keep_empty', False)  # asked for (COCOPersons)
+        print_log(
+            f'{type(self).__name__}: {len(empty)} of {len(self.data_list)} training frames '
+            f'have no annotated box (e.g. {", ".join(map(str, empty[:5]))}); they teach '
+            'the detector background only and give the box-regression and re-id losses '
+            'nothing. Check their annotation files, or drop them with '
+            'filter_cfg=dict(filter_empty_gt=True).', logger='current',
+            level=logging.INFO if keep_empty else logging.WARNING)
 
     def get_data_info(self, idx: int) -> dict:
         """The ``idx``-th item; a :class:`~mmpsearch.datasets.samplers.ViewIndex` adds
@@ -186,8 +210,15 @@ def read_image_size(path: str, listed_in: str) -> Tuple[int, int]:
             from e
 
 
-def make_instance(bbox: Sequence[float], person_id: int, person_label: int,
-                  known: bool) -> dict:
-    """One data_list instance (docs/data_contract.md §1)."""
+def make_instance(bbox: Sequence[float], person_id: int, person_label: int) -> dict:
+    """One data_list instance (docs/data_contract.md §1).
+
+    ``known`` follows the label map: a box is a labelled sample of the OIM loss exactly
+    when its identity has a lookup-table row (``person_label >= 0``). An identity that the
+    map leaves out (PRW's training ids 483 and 932 under ``label_mode='oimnetpp'``, a pid
+    missing from ``ID_train.mat``, every test identity) is unlabelled for training even
+    though its ``person_id`` is kept for the evaluation.
+    """
     return dict(bbox=[float(v) for v in bbox], bbox_label=0, ignore_flag=0,
-                person_id=int(person_id), person_label=int(person_label), known=bool(known))
+                person_id=int(person_id), person_label=int(person_label),
+                known=int(person_label) >= 0)

@@ -88,6 +88,6 @@ class COCOPersonsDataset(BasePersonSearchDataset):
                 img_path=osp.join(self.data_prefix['img_path'], im['file_name']),
                 img_id=im['file_name'], height=int(im['height']), width=int(im['width']),
                 cam_id=-1,
-                instances=[make_instance(b, a, label[a], True) for a, b in items]))
+                instances=[make_instance(b, a, label[a]) for a, b in items]))
         self._log_stats()
         return data_list

@@ -110,8 +110,8 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
         for info in data_list:
             n = info['img_id']
             for ins, box, pid in zip(info['instances'], boxes_of[n], labels.pids[n]):
-                ins.update(make_instance(_xyxy(box), pid, label_of.get(int(pid), -1),
-                                         pid >= 0))
+                ins.update(make_instance(_xyxy(box), pid, label_of.get(int(pid), -1)
+                                         if pid >= 0 else -1))
         if self.split == 'test':
             self._search_protocol = self._protocol(tables, rows, data_list, names)
         self._log_stats()

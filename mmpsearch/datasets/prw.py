@@ -56,7 +56,9 @@ class PRWDataset(BasePersonSearchDataset):
         label_mode (str): ``person_label`` of labelled persons: ``'sorted'`` (default;
             rank among the training identities, from ``ID_train.mat`` or, without it, from
             the training frames: 483 rows on PRW, as SPNet) or ``'oimnetpp'`` (OIMNet++:
-            ``pid - 1`` for pid ≤ 482, so 483 and 932 get no label; 482 rows).
+            ``pid - 1`` for pid ≤ 482, so the training ids 483 and 932 get no label;
+            482 rows). ``known`` follows the map (``person_label >= 0``): a pid without
+            a row is an unlabelled sample of the OIM loss (docs/datasets.md).
         query_box_mode (str): ``'annotation'`` (default: the matched annotation row's box,
             i.e. with the box fixes) or ``'released'`` (SeqNet/OIMNet++: the query line's
             ``[x, y, x+w, y+h]`` truncated, then clipped at 0).
@@ -110,7 +112,7 @@ class PRWDataset(BasePersonSearchDataset):
             for row, box in zip(rows[keep], boxes[keep]):
                 pid = int(row[0])
                 pid = -1 if pid == -2 else pid
-                instances.append(make_instance(box, pid, label_of(pid), pid > 0))
+                instances.append(make_instance(box, pid, label_of(pid) if pid > 0 else -1))
             data_list.append(dict(img_path=path, img_id=name + '.jpg', height=int(h),
                                   width=int(w), cam_id=_camera(name, source),
                                   instances=instances))

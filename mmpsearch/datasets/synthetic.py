@@ -68,6 +68,14 @@ class SyntheticConfig:
         quirks: reproduce the real CUHK-SYSU list quirks once each (a query whose own
             image is in its gallery, a gallery image listed twice).
         jpeg_quality: JPEG quality of the frames.
+        prw_pids: how the PRW layout numbers identities. ``'dense'``: training ids
+            ``1..T``, test ids ``T+1..``. ``'real'``: as in the real PRW (raw_formats.md
+            §2.3, ID ranges), so the label maps meet the ids they treat specially: the
+            last two training identities are 483 and 932 (training ids that OIMNet++'s
+            map, ``label_mode='oimnetpp'``, makes unlabelled), the others ``1..T-2``
+            (skipping 479); test ids are 479 (a test id below 483, whose OIMNet++ LUT row
+            is never filled) and then 484, 485, ... (skipping 932). Needs
+            ``num_train_ids <= 483`` and ``num_test_ids <= 450``.
     """
     image_size: Tuple[int, int] = (384, 288)
     num_cameras: int = 4
@@ -89,12 +97,18 @@ class SyntheticConfig:
     gallery_sizes: Tuple[int, ...] = (50, 100)
     quirks: bool = True
     jpeg_quality: int = 90
+    prw_pids: str = 'dense'
 
     def validate(self) -> None:
         if self.num_cameras < 2:
             raise ValueError('num_cameras must be >= 2 (queries need other cameras)')
         if self.min_appearances < 2:
             raise ValueError('min_appearances must be >= 2')
+        if self.prw_pids not in ('dense', 'real'):
+            raise ValueError(f"prw_pids must be 'dense' or 'real', got {self.prw_pids!r}")
+        if self.prw_pids == 'real' and (self.num_train_ids > 483 or self.num_test_ids > 450):
+            raise ValueError("prw_pids='real' numbers at most 483 training and 450 test "
+                             'identities, as the real PRW')
         for n in ('num_train_frames', 'num_test_frames', 'num_train_ids', 'num_test_ids'):
             if getattr(self, n) < 2:
                 raise ValueError(f'{n} must be >= 2 (the raw formats forbid singleton '

@@ -49,7 +49,9 @@ def test_counts_pids_cameras_boxes(prw_root):
             assert (info['width'], info['height']) in {(192, 144), (152, 114)}
             pids = [ins['person_id'] for ins in info['instances']]
             assert pids == [-1 if p == -2 else int(p) for p in rows[:, 0]]
-            assert [ins['known'] for ins in info['instances']] == [p > 0 for p in rows[:, 0]]
+            # `known` follows the label map (docs/data_contract.md §1)
+            assert all(ins['known'] == (ins['person_label'] >= 0)
+                       for ins in info['instances'])
             # SeqNet/OIMNet++ conversion: clip x, y, w, h at 0, add, truncate
             c = np.maximum(rows[:, 1:], 0)
             expect = np.floor(np.concatenate([c[:, :2], c[:, :2] + c[:, 2:]], axis=1))
@@ -77,13 +79,14 @@ def test_label_maps(prw_root):
     for info in test.data_list:
         for ins in info['instances']:
             if ins['person_id'] in test_ids:
-                assert ins['person_label'] == -1 and ins['known']
+                assert ins['person_label'] == -1 and not ins['known']
     oim = _ds(root, 'train', label_mode='oimnetpp')
     assert oim.metainfo['num_person_ids'] == 482
     for info in oim.data_list:
         for ins in info['instances']:
             pid = ins['person_id']
             assert ins['person_label'] == (pid - 1 if 1 <= pid <= 482 else -1)
+            assert ins['known'] == (ins['person_label'] >= 0)
 
 
 def test_query_box_fixes_and_protocol(prw_root):
@@ -243,3 +246,142 @@ def test_missing_or_corrupt_image(prw_copy):
     os.remove(img)
     with pytest.raises(FileNotFoundError, match=rf'{frame}.jpg'):
         _ds(prw_copy, 'train')
+
+
+@pytest.fixture(scope='module')
+def prw_real_pids(tmp_path_factory):
+    """A small PRW-layout set numbered like the real PRW: training ids 1, 2, 483, 932;
+    test ids 479, 484, 485."""
+    from mmpsearch.datasets.synthetic import make_synthetic
+    root = str(tmp_path_factory.mktemp('prw_real_pids'))
+    make_synthetic(root, layout='prw', seed=5, image_size=(128, 96), num_cameras=2,
+                   num_train_frames=12, num_test_frames=8, num_train_ids=4, num_test_ids=3,
+                   prw_pids='real')
+    return root
+
+
+def test_synthetic_real_pid_numbering(prw_real_pids):
+    ids = sio.loadmat(osp.join(prw_real_pids, 'ID_train.mat'))['ID_train'][0].tolist()
+    assert ids == [1, 2, 483, 932]
+    test_ids = sio.loadmat(osp.join(prw_real_pids, 'ID_test.mat'))['ID_test2'][0].tolist()
+    assert test_ids == [479, 484, 485]
+
+
+@pytest.mark.parametrize('split', ['train', 'test'])
+def test_known_follows_the_oimnetpp_label_map(prw_real_pids, split):
+    """OIMNet++ makes the training ids 483 and 932 unlabelled: they get no LUT row and
+    must not be `known`, or the OIM loss refuses the batch (they go to the queue)."""
+    ds = _ds(prw_real_pids, split, label_mode='oimnetpp')
+    seen = set()
+    for info in ds.data_list:
+        for ins in info['instances']:
+            pid = ins['person_id']
+            assert ins['person_label'] == (pid - 1 if 1 <= pid <= 482 else -1)
+            assert ins['known'] == (ins['person_label'] >= 0)
+            seen.add(pid)
+    if split == 'train':
+        assert {483, 932} <= seen
+    sorted_map = _ds(prw_real_pids, 'train')  # the same ids are ordinary rows under 'sorted'
+    rows = {ins['person_id']: (ins['person_label'], ins['known'])
+            for info in sorted_map.data_list for ins in info['instances']}
+    assert rows[483] == (2, True) and rows[932] == (3, True)
+
+
+def _real_prw_json():
+    root = os.environ.get('MMPSEARCH_REAL_DATA') or osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), '..', 'shared', 'real')
+    path = osp.join(root, 'prw_alignps', 'test_pid.json')
+    if not osp.isfile(path):
+        pytest.skip(f'the real PRW annotations are not here ({path}); set '
+                    'MMPSEARCH_REAL_DATA to the folder holding prw_alignps/')
+    return path
+
+
+def test_label_maps_on_real_prw_annotations(tmp_path):
+    """The real test frames that show training id 483 (10 boxes), written in the raw layout
+    with the real ID_train ({1..478, 480..483, 932}) and read as a training split."""
+    import json
+
+    from PIL import Image
+    with open(_real_prw_json()) as f:
+        real = json.load(f)
+    images = {im['id']: im for im in real['images']}
+    by_image = {}
+    for a in real['annotations']:
+        by_image.setdefault(a['image_id'], []).append(a)
+    chosen = sorted({a['image_id'] for a in real['annotations'] if a['person_id'] == 483})
+    assert len(chosen) == 10
+    os.makedirs(tmp_path / 'frames')
+    os.makedirs(tmp_path / 'annotations')
+    names = []
+    for i in chosen:
+        im = images[i]
+        name = im['file_name'][:-4]
+        names.append(name)
+        Image.new('RGB', (im['width'], im['height'])).save(tmp_path / 'frames' / im['file_name'])
+        rows = np.array([[a['person_id']] + a['bbox'] for a in by_image[i]], np.float64)
+        save_mat(str(tmp_path / 'annotations' / (im['file_name'] + '.mat')), 'box_new', rows)
+    from mmpsearch.datasets._mat import cell_column, mat_num
+    save_mat(str(tmp_path / 'frame_train.mat'), 'img_index_train', cell_column(sorted(names)))
+    train_ids = [p for p in range(1, 484) if p != 479] + [932]
+    save_mat(str(tmp_path / 'ID_train.mat'), 'ID_train', mat_num(train_ids))
+    pids = {a['person_id'] for i in chosen for a in by_image[i]}
+    assert 483 in pids and min(p for p in pids if p > 0) <= 482
+    for mode in ('oimnetpp', 'sorted'):
+        ds = _ds(str(tmp_path), 'train', label_mode=mode)
+        for info in ds.data_list:
+            for ins in info['instances']:
+                pid = ins['person_id']
+                if mode == 'oimnetpp':
+                    label = pid - 1 if 1 <= pid <= 482 else -1
+                else:
+                    label = train_ids.index(pid) if pid in train_ids else -1
+                assert ins['person_label'] == label, (mode, pid)
+                assert ins['known'] == (label >= 0), (mode, pid)
+        n483 = [ins for info in ds.data_list for ins in info['instances']
+                if ins['person_id'] == 483]
+        assert len(n483) == 10
+        assert all(ins['known'] == (mode == 'sorted') for ins in n483)
+
+
+def test_training_frames_without_boxes_are_reported_once(prw_copy):
+    """A training frame whose every box is dropped trains on nothing: one warning at load
+    time names how many and which (and filter_empty_gt drops them)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    frames = _frames(prw_copy, 'train')
+    for frame in frames[:2]:
+        path = osp.join(prw_copy, 'annotations', frame + '.jpg.mat')
+        key, rows = _rows(prw_copy, frame)
+        rows = rows.copy()
+        rows[:, 3] = 0  # w = 0: degenerate, dropped as the official loaders do
+        save_mat(path, key, rows)
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append((record.levelno, record.getMessage()))
+
+    logger = MMLogger.get_current_instance()
+    handler = Records()
+    logger.addHandler(handler)
+    try:
+        ds = _ds(prw_copy, 'train')
+        ds[0]  # noqa: B018  (using the dataset does not warn again)
+        ds[1]  # noqa: B018
+        filtered = _ds(prw_copy, 'train', filter_cfg=dict(filter_empty_gt=True))
+        _ds(prw_copy, 'test')
+    finally:
+        logger.removeHandler(handler)
+    warned = [m for lvl, m in handler.messages if 'have no annotated box' in m
+              and lvl == logging.WARNING]
+    assert len(warned) == 1
+    assert f'2 of {len(frames)} training frames' in warned[0]
+    assert f'{frames[0]}.jpg' in warned[0] and f'{frames[1]}.jpg' in warned[0]
+    assert ds.load_stats['frames_without_boxes'] == 2
+    assert filtered.load_stats['frames_without_boxes'] == 0
+    assert len(filtered) == len(frames) - 2

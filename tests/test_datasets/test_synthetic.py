@@ -186,3 +186,17 @@ def test_make_synthetic_cli(tmp_path):
         tool.main(args(1, ('4', '40'), '--overwrite'))
     assert sorted(os.listdir(tmp_path)) == ['syn']  # no half-written set left behind
     assert json.load(open(osp.join(out, 'synthetic.json'))) == stamp
+
+
+def test_prw_person_id_numbering():
+    from mmpsearch.datasets._synthetic_writers import prw_person_ids
+    assert prw_person_ids(3, 2) == [1, 2, 3, 4, 5]
+    assert prw_person_ids(4, 3, 'real') == [1, 2, 483, 932, 479, 484, 485]
+    # at the real size: training ids {1..478, 480..483, 932}, test ids {479, 484..931, 933}
+    ids = prw_person_ids(483, 450, 'real')
+    assert ids[:483] == [p for p in range(1, 484) if p != 479] + [932]
+    assert sorted(ids[483:]) == [479] + list(range(484, 932)) + [933]
+    with pytest.raises(ValueError, match='at most 483 training'):
+        prw_person_ids(484, 2, 'real')
+    with pytest.raises(ValueError, match="prw_pids must be 'dense' or 'real'"):
+        SyntheticConfig(prw_pids='other').validate()

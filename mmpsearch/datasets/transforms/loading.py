@@ -57,8 +57,9 @@ class LoadPersonSearchImage(LoadImageFromFile):
 class LoadPersonSearchAnnotations(LoadAnnotations):
     """mmdet's ``LoadAnnotations`` plus the person-search fields.
 
-    Adds ``gt_person_ids`` (int64), ``gt_person_labels`` (int64), ``gt_known`` (bool),
-    aligned with ``gt_bboxes``, and, when ``with_query`` and the item has ``queries``
+    Adds ``gt_person_ids`` (int64), ``gt_person_labels`` (int64), ``gt_known`` (bool,
+    ``person_label >= 0``: an instance whose ``known`` disagrees raises), aligned with
+    ``gt_bboxes``, and, when ``with_query`` and the item has ``queries``
     (test splits), ``query_bboxes`` (HorizontalBoxes), ``query_person_ids`` and
     ``query_idx`` (int64).
 
@@ -80,7 +81,16 @@ class LoadPersonSearchAnnotations(LoadAnnotations):
         results['gt_person_ids'] = np.array([i['person_id'] for i in instances], np.int64)
         results['gt_person_labels'] = np.array([i['person_label'] for i in instances],
                                                np.int64)
-        results['gt_known'] = np.array([i['known'] for i in instances], bool)
+        labels = results['gt_person_labels']
+        known = np.array([i.get('known', i['person_label'] >= 0) for i in instances], bool)
+        if np.any(known != (labels >= 0)):
+            k = int(np.nonzero(known != (labels >= 0))[0][0])
+            raise ValueError(
+                f'{results.get("img_path")}: instance {k} has known={bool(known[k])} but '
+                f'person_label={int(labels[k])}; `known` must follow the label map '
+                '(known == person_label >= 0, docs/data_contract.md §1), otherwise the OIM '
+                'loss gets a labelled sample without a lookup-table row')
+        results['gt_known'] = known
         if self.with_query and 'queries' in results:
             queries = results['queries']
             boxes = np.array([q['bbox'] for q in queries], np.float32).reshape(-1, 4)

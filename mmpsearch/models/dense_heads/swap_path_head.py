@@ -209,8 +209,9 @@ class SwapPathHead(SwapPathQCMixin, BaseModule):
         is_pos = torch.arange(num, device=device) < num_pos
         valid = torch.full((num,), len(gt) > 0, dtype=torch.bool, device=device)
         if len(gt) > 0:
+            # known follows the label map (no LUT row: unlabelled), as in the re-id head
             tb, tl, tk = (gt.bboxes[target_inds], gt.person_labels[target_inds],
-                          gt.known[target_inds].bool())
+                          gt.known[target_inds].bool() & (gt.person_labels[target_inds] >= 0))
         else:
             tb = anchor_inds.new_zeros((num, 4), dtype=torch.float)
             tl = anchor_inds.new_full((num,), -1)

@@ -57,7 +57,9 @@ def prototype_keys(person_labels: Tensor,
     """
     if id_mode not in ID_MODES:
         raise ValueError(f'ProtoNorm id_mode must be one of {ID_MODES}, got {id_mode!r}')
-    known = known.bool() & foreground.bool()
+    # A row without a LUT row is unlabelled whatever its flag says (known follows the
+    # label map, docs/datasets.md).
+    known = known.bool() & foreground.bool() & (person_labels >= 0)
     keys = torch.where(known, person_labels.long(), torch.full_like(person_labels.long(),
                                                                      KEY_EXCLUDED))
     if id_mode == 'released':

@@ -146,7 +146,10 @@ class OIMNetRoIHead(StandardRoIHead):
             person_labels.append(torch.cat([
                 gt.person_labels[gt_idx].long(),
                 gt_idx.new_full((num_neg, ), -1)]))
-            known.append(torch.cat([gt.known[gt_idx].bool(),
+            # `known` follows the label map: an identity without a LUT row (PRW's 483/932
+            # under OIMNet++'s map) is an unlabelled sample (queue), never a labelled one.
+            gt_known = gt.known.bool() & (gt.person_labels >= 0)
+            known.append(torch.cat([gt_known[gt_idx],
                                     gt_idx.new_zeros(num_neg, dtype=torch.bool)]))
             foreground.append(torch.cat([gt_idx.new_ones(gt_idx.numel(), dtype=torch.bool),
                                          gt_idx.new_zeros(num_neg, dtype=torch.bool)]))

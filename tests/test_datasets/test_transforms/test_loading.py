@@ -51,3 +51,15 @@ def test_load_annotations():
     assert 'query_bboxes' not in off
     empty = LoadPersonSearchAnnotations()(dict(_item('x.jpg'), instances=[], queries=[]))
     assert empty['gt_bboxes'].shape == (0, 4) and empty['query_bboxes'].shape == (0, 4)
+
+
+def test_known_must_follow_the_label_map():
+    """A labelled identity without a lookup-table row (PRW's 483/932 under OIMNet++'s map)
+    would reach the OIM loss as a labelled sample: refused here, naming the image."""
+    item = _item('frames/c1s1_000151.jpg', queries=False)
+    item['instances'][0].update(person_id=483, person_label=-1, known=True)
+    with pytest.raises(ValueError, match=r'c1s1_000151.jpg: instance 0 has known=True but '
+                                         r'person_label=-1'):
+        LoadPersonSearchAnnotations()(item)
+    del item['instances'][0]['known']  # without the flag, it follows the label
+    assert LoadPersonSearchAnnotations()(item)['gt_known'].tolist() == [False, False]

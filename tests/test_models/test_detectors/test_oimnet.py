@@ -179,3 +179,79 @@ def test_spnet_pn_loim_configs():
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
     assert sum(isinstance(m, ProtoNorm1d) for m in model.roi_head.modules()) == 2
+
+
+PRW_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs/oimnetpp/*prw*.py')))
+
+
+@pytest.fixture(scope='module')
+def prw_real_pids(tmp_path_factory):
+    """A PRW-layout set numbered like the real PRW: training ids 1, 2, 483, 932 (483 and
+    932 are the ids OIMNet++'s label map makes unlabelled), test ids 479, 484."""
+    from mmpsearch.datasets.synthetic import make_synthetic
+    root = str(tmp_path_factory.mktemp('prw_real_pids'))
+    make_synthetic(root, layout='prw', seed=2, image_size=(128, 96), num_cameras=2,
+                   num_train_frames=8, num_test_frames=4, num_train_ids=4, num_test_ids=2,
+                   prw_pids='real')
+    return root
+
+
+def test_every_oimnet_prw_config_is_covered():
+    assert len(PRW_CONFIGS) == 8  # 7 Table-2 variants + the quick synthetic config
+
+
+@pytest.mark.parametrize('path', PRW_CONFIGS, ids=osp.basename)
+def test_one_training_step_with_ids_the_label_map_leaves_out(path, prw_real_pids):
+    """One optimiser step of each OIMNet PRW config (its model and training dataset, with
+    the PRW label map it sets) on frames showing persons 483/932."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import OptimWrapper
+
+    from mmpsearch.registry import DATASETS
+    cfg = Config.fromfile(path)
+    dcfg = cfg.train_dataloader.dataset.copy()
+    dcfg.data_root = prw_real_pids
+    for t in dcfg.pipeline:  # tiny images keep the R50 step fast on the CPU
+        if t['type'] == 'WindowResize':
+            t.update(short_side=96, long_side=128)
+    ds = DATASETS.build(dcfg)
+    special = [i for i in range(len(ds))
+               if any(ins['person_id'] in (483, 932)
+                      for ins in ds.get_data_info(i)['instances'])]
+    assert special
+    oimnetpp_map = dcfg.get('label_mode', 'sorted') == 'oimnetpp'
+    for i in special:
+        for ins in ds.get_data_info(i)['instances']:
+            if ins['person_id'] in (483, 932):
+                assert ins['known'] == (not oimnetpp_map) == (ins['person_label'] >= 0)
+    mcfg = cfg.model
+    mcfg.backbone.init_cfg = None  # no download in tests
+    mcfg.roi_head.shared_head.init_cfg = None
+    mcfg.roi_head.bbox_roi_extractor.roi_layer.output_size = 4  # conv5 dominates the cost
+    # 4 proposals + at most 7 GT boxes are all positives the 24-RoI sampler can take (12),
+    # so every GT box, 483/932 included, reaches the re-id loss
+    mcfg.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=4)
+    mcfg.train_cfg.rcnn.sampler.num = 24
+    torch.manual_seed(0)
+    model = MODELS.build(mcfg)  # PyTorch's default init: enough for one finite step
+    model.train()
+    seen = []
+    loss_fn = model.roi_head.reid_loss
+    orig = loss_fn.forward
+
+    def spy(emb, labels, known, ious=None):
+        seen.append((labels.clone(), known.clone()))
+        return orig(emb, labels, known, ious)
+
+    loss_fn.forward = spy
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))  # fp32 on the CPU
+    first = [next(i for i in special if any(ins['person_id'] == pid for ins in
+                                            ds.get_data_info(i)['instances']))
+             for pid in (483, 932)]
+    batch = pseudo_collate([ds[i] for i in sorted(set(first))])
+    log_vars = model.train_step(batch, optim)
+    assert all(torch.isfinite(v) for v in log_vars.values()), log_vars
+    labels, known = seen[0]
+    assert not (known & (labels < 0)).any()
+    if oimnetpp_map:  # the 483/932 boxes went to the queue as unlabelled samples
+        assert int(loss_fn.queue_ptr) > 0

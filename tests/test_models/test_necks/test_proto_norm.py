@@ -189,3 +189,13 @@ def test_half_input_is_normalised_in_float32():
     y16 = pn(x.half(), keys)
     assert y16.dtype == torch.float16 and pn.running_mean.dtype == torch.float32
     torch.testing.assert_close(y16.float(), y32, atol=2e-2, rtol=1e-2)
+
+
+def test_keys_of_rows_without_a_lut_row_are_unlabelled():
+    labels = torch.tensor([2, -1, -1, -1])
+    known = torch.tensor([True, True, False, False])  # row 1: an identity without a row
+    fg = torch.tensor([True, True, True, False])
+    assert prototype_keys(labels, known, fg, 'released').tolist() == [
+        2, KEY_SINGLETON, KEY_SINGLETON, KEY_BACKGROUND]
+    assert prototype_keys(labels, known, fg, 'paper').tolist() == [
+        2, KEY_EXCLUDED, KEY_EXCLUDED, KEY_EXCLUDED]

@@ -175,3 +175,28 @@ def test_missing_person_labels_is_a_clear_error():
     del samples[0].gt_instances.person_labels
     with pytest.raises(KeyError, match='person_labels'):
         model.loss(inputs, samples)
+
+
+def test_identity_without_lut_row_is_unlabelled():
+    """A box with an identity but no lookup-table row (PRW's 483/932 under OIMNet++'s label
+    map) reaches the loss as unlabelled (queue), even if a data source flags it known."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg('PN', 'OIMLoss'))
+    model.init_weights()
+    model.train()
+    inputs, samples = make_samples()
+    for s in samples:
+        s.gt_instances.person_labels = torch.tensor([0, -1, -1])
+        s.gt_instances.known = torch.tensor([True, True, False])  # box 1: pid 483
+    seen = {}
+    orig = model.roi_head.reid_loss.forward
+
+    def spy(emb, labels, known, ious=None):
+        seen.update(labels=labels.clone(), known=known.clone())
+        return orig(emb, labels, known, ious)
+
+    model.roi_head.reid_loss.forward = spy
+    losses = model.loss(inputs, samples)
+    assert torch.isfinite(losses['loss_reid'])
+    assert not (seen['known'] & (seen['labels'] < 0)).any()
+    assert int(model.roi_head.reid_loss.queue_ptr) > 0
