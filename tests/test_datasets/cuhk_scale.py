@@ -8,7 +8,9 @@ TestG50…TestG4000, Occlusion 187, Resolution 290)::
 
 Boxes, persons and galleries are random but consistent (every query and positive gallery
 box is an annotated box of its image); the files have the real ``loadmat`` structure and
-the real MATLAB encoding (double class with uint8/uint16 storage, 2-byte characters).
+the byte-level encoding of the original files (raw_formats.md "Byte-level encoding": one
+compressed variable, zero-byte empty elements, class double with uint8/uint16 data,
+UTF-8 characters; :mod:`mmpsearch.datasets._mat_writer`).
 """
 import argparse
 import os
@@ -26,6 +28,8 @@ if __package__ in (None, ''):  # run as a script
     import mat_bytes as mb  # noqa: E402
 else:
     from . import mat_bytes as mb
+
+from mmpsearch.datasets import _mat_writer as mw  # noqa: E402
 
 FULL = dict(n_pool=6978, n_train=11206, n_queries=2900, n_train_persons=5532,
             gallery_sizes=(50, 100, 500, 1000, 2000, 4000), n_occlusion=187,
@@ -56,26 +60,27 @@ def write_tree(root, n_pool, n_train, n_queries, n_train_persons, gallery_sizes,
     for n in names:
         kids = []
         for b in boxes[n]:
-            kids += [mb.num_matlab(b), mb.num_matlab([0])]
-        recs += [mb.char16(n), mb.num_matlab([len(boxes[n])]),
-                 mb.struct_array(('idlocate', 'ishard'), (1, len(boxes[n])), kids)]
-    mb.write_file(osp.join(ann, 'Images.mat'),
-                  mb.struct_array(('imname', 'nAppear', 'box'), (1, n_img), recs, b'Img'))
-    mb.write_file(osp.join(ann, 'pool.mat'),
-                  mb.cell_array((n_pool, 1), [mb.char16(n) for n in pool], b'pool'))
+            kids += [mw.double_element(b), mw.double_element([0])]
+        recs += [mw.char_element(n), mw.double_element([len(boxes[n])]),
+                 mw.struct_element(('idlocate', 'ishard'), (1, len(boxes[n])), kids)]
+    mw.write_matlab_file(osp.join(ann, 'Images.mat'), mw.struct_element(
+        ('imname', 'nAppear', 'box'), (1, n_img), recs, b'Img'))
+    mw.write_matlab_file(osp.join(ann, 'pool.mat'), mw.cell_element(
+        (n_pool, 1), [mw.char_element(n) for n in pool], b'pool'))
     cells = []
     for t in range(n_train_persons):
         imgs = rng.choice(n_train, 2, replace=False)
         scene = []
         for i in imgs:
             n = train[i]
-            scene += [mb.char16(n), mb.num_matlab(boxes[n][0]), mb.num_matlab([0])]
-        person = mb.struct_array(('idname', 'nAppear', 'scene'), (1, 1), [
-            mb.char16(f'p{t + 1}'), mb.num_matlab([2]),
-            mb.struct_array(('imname', 'idlocate', 'ishard'), (1, 2), scene)])
+            scene += [mw.char_element(n), mw.double_element(boxes[n][0]),
+                      mw.double_element([0])]
+        person = mw.struct_element(('idname', 'nAppear', 'scene'), (1, 1), [
+            mw.char_element(f'p{t + 1}'), mw.double_element([2]),
+            mw.struct_element(('imname', 'idlocate', 'ishard'), (1, 2), scene)])
         cells.append(person)
-    mb.write_file(osp.join(ann, 'test', 'train_test', 'Train.mat'),
-                  mb.cell_array((n_train_persons, 1), cells, b'Train'))
+    mw.write_matlab_file(osp.join(ann, 'test', 'train_test', 'Train.mat'),
+                         mw.cell_element((n_train_persons, 1), cells, b'Train'))
     queries, expected = [], {}
     used = {n: 0 for n in pool}  # each annotated box belongs to one test person
 
@@ -98,7 +103,7 @@ def write_tree(root, n_pool, n_train, n_queries, n_train_persons, gallery_sizes,
     for g in gallery_sizes:
         qs = [dict(q, gallery=q['gallery'][:g]) for q in queries]
         mb.query_gallery_file(osp.join(ann, 'test', 'train_test', f'TestG{g}.mat'),
-                              f'TestG{g}', qs, matlab_style=True)
+                              f'TestG{g}', qs, encoding='matlab')
         expected[g] = [[n for n, _, _ in q['gallery']] for q in qs]
     sub = 100 if 100 in gallery_sizes else min(gallery_sizes)
     for fname, var, n, extra in (('Occlusion.mat', 'Occlusion1', n_occlusion, 'occlusion'),
@@ -106,7 +111,7 @@ def write_tree(root, n_pool, n_train, n_queries, n_train_persons, gallery_sizes,
         sel = sorted(rng.choice(n_queries, n, replace=False).tolist())
         qs = [dict(queries[i], gallery=queries[i]['gallery'][:sub]) for i in sel]
         mb.query_gallery_file(osp.join(ann, 'test', 'subset', fname), var, qs,
-                              extra_field=extra, matlab_style=True)
+                              extra_field=extra, encoding='matlab')
     img_dir = osp.join(root, 'Image', 'SSM')
     os.makedirs(img_dir, exist_ok=True)
     jpeg = cv2.imencode('.jpg', np.full((H, W, 3), 120, np.uint8))[1].tobytes()

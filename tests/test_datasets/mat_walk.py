@@ -21,7 +21,9 @@ class Walk(NamedTuple):
     version: int
     endian: bytes
     top_elements: Tuple[int, ...]  # data type of each top-level element (15: compressed)
-    leaves: Counter  # (path, class, data type, 'small'|'regular') → count; zero-byte: (path, ZERO_BYTE, None, None)
+    # (path, class, data type, 'small' | 'regular') → count; an empty element is
+    # (path, ZERO_BYTE, None, None)
+    leaves: Counter
     containers: Counter  # (path, 'struct' fields | 'cell') → count
 
 

@@ -1,21 +1,26 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
 """CUHK-SYSU test-split loading at a few hundred thousand gallery entries: fast, and the
-gallery lists are exactly the files' (MATLAB-encoded: double class, uint8/uint16 storage,
-2-byte characters). tests/test_datasets/cuhk_scale.py times the real scale."""
+gallery lists are exactly the files' (encoded as the original files: zero-byte empty
+elements, class double with uint8/uint16 data, UTF-8 characters), read by the vectorised
+reader. tools/analysis_tools/benchmark_cuhk_load.py times the real scale."""
 import time
 
 import numpy as np
 
-from mmpsearch.datasets import CUHKSYSUDataset
+from mmpsearch.datasets import CUHKSYSUDataset, _mat_protocol
 
 from .cuhk_scale import write_tree
 
 
-def test_scaled_cuhk_test_split_loads_fast(tmp_path):
+def test_scaled_cuhk_test_split_loads_fast(tmp_path, monkeypatch):
     root = str(tmp_path / 'cuhk')
     expected, query_images = write_tree(
         root, n_pool=1200, n_train=40, n_queries=300, n_train_persons=5,
         gallery_sizes=(50, 1000), n_occlusion=20, n_resolution=30, seed=1, size=(320, 240))
+    def no_fallback(path, *args):
+        raise AssertionError(f'{path}: the vectorised reader fell back to scipy')
+
+    monkeypatch.setattr(_mat_protocol, '_read_scipy', no_fallback)
     start = time.perf_counter()
     ds = CUHKSYSUDataset(data_root=root, split='test', test_mode=True)
     elapsed = time.perf_counter() - start
