@@ -180,3 +180,21 @@ def test_name_index():
     assert NameIndex(long_names)(long_names[::-1]).tolist() == list(range(49, -1, -1))
     with pytest.raises(ValueError, match='duplicate'):
         NameIndex(['a.jpg', 'b.jpg', 'a.jpg'])
+
+
+def test_look_alike_tags_inside_entries(tmp_path, pool):
+    """An int64 array's flags word reads like a zero-byte element's tag (both are the
+    64-bit value 14); the reader walks such galleries element by element instead."""
+    queries = _queries(np.random.default_rng(8), pool)
+    rows = []
+    for q in queries:
+        qs = struct_row(('imname', 'idlocate', 'ishard', 'idname'),
+                        [(q['imname'], mat_num(q['box']), mat_num([[q['hard']]]), q['idname'])])
+        gs = struct_row(('imname', 'idlocate', 'ishard'), [
+            (n, mat_num(b) if b is not None else mat_empty(),
+             np.array([[h]], np.int64) if b is not None else mat_empty())
+            for n, b, h in q['gallery']])
+        rows.append((qs, gs))
+    path = str(tmp_path / 'TestG12.mat')
+    save_mat(path, 'TestG12', struct_row(('Query', 'Gallery'), rows))
+    _check(read_fast(path, ['TestG12'], NameIndex(pool)), queries, pool)
