@@ -29,7 +29,7 @@ import os
 import struct
 import time
 import zlib
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -98,6 +98,13 @@ def char_element(text: str, name: bytes = b'') -> bytes:
 def struct_element(fields: Sequence[str], dims: Tuple[int, ...], children: Sequence[bytes],
                    name: bytes = b'') -> bytes:
     """A struct array; ``children``: element-major (column-major order), field-minor."""
+    return b''.join(struct_parts(fields, dims, children, name))
+
+
+def struct_parts(fields: Sequence[str], dims: Tuple[int, ...], children: Sequence[bytes],
+                 name: bytes = b'') -> List[bytes]:
+    """:func:`struct_element` as [header, *children], not joined (for a file of millions
+    of entries, which :func:`write_matlab_file` then compresses piece by piece)."""
     numel = int(np.prod(dims))
     if len(children) != numel * len(fields):
         raise ValueError(f'{numel} elements x {len(fields)} fields need '
@@ -106,7 +113,9 @@ def struct_element(fields: Sequence[str], dims: Tuple[int, ...], children: Seque
     body = data_element(MI_INT32, struct.pack('<i', width))
     body += data_element(MI_INT8, b''.join(f.encode('ascii').ljust(width, b'\0')
                                            for f in fields))
-    return matrix_element(MX_STRUCT, dims, body + b''.join(children), name)
+    head = matrix_element(MX_STRUCT, dims, body, name)
+    size = len(head) - 8 + sum(len(c) for c in children)
+    return [struct.pack('<II', MI_MATRIX, size) + head[8:], *children]
 
 
 def cell_element(dims: Tuple[int, ...], children: Sequence[bytes], name: bytes = b'') -> bytes:
@@ -139,14 +148,21 @@ def header(created: Optional[str] = None) -> bytes:
     return text.ljust(116, b' ') + b'\0' * 8 + struct.pack('<H', 0x0100) + b'IM'
 
 
-def write_matlab_file(path: str, element: bytes, created: Optional[str] = None) -> None:
-    """Write one variable (its miMATRIX bytes, named) as one miCOMPRESSED element."""
+def write_matlab_file(path: str, element: Union[bytes, Sequence[bytes]],
+                      created: Optional[str] = None) -> None:
+    """Write one variable (its miMATRIX bytes, named; or those bytes in pieces, e.g. from
+    :func:`struct_parts`) as one miCOMPRESSED element."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    packed = zlib.compress(element)
+    if isinstance(element, bytes):
+        packed = [zlib.compress(element)]
+    else:
+        z = zlib.compressobj()
+        packed = [z.compress(part) for part in element] + [z.flush()]
     with open(path, 'wb') as f:
         f.write(header(created))
-        f.write(struct.pack('<II', MI_COMPRESSED, len(packed)))
-        f.write(packed)
+        f.write(struct.pack('<II', MI_COMPRESSED, sum(len(p) for p in packed)))
+        for p in packed:
+            f.write(p)
 
 
 def save_matlab(path: str, var_name: str, value: Any) -> None:

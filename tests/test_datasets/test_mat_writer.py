@@ -92,6 +92,13 @@ def test_encoding_rules(tmp_path):
     w = mat_walk.walk(path)
     assert w.header.startswith('MATLAB 5.0 MAT-file, Platform: MACI64, Created on: ')
     assert (w.version, w.endian, w.top_elements) == (0x0100, b'IM', (15, ))
+    # a very large variable is written in pieces: the same bytes once inflated
+    kids = [mw.char_element('s1.jpg'), mw.ZERO_BYTE_ELEMENT, mw.double_element([[1]])] * 3
+    parts = mw.struct_parts(('imname', 'idlocate', 'ishard'), (1, 3), kids, b'G')
+    mw.write_matlab_file(path, parts)
+    with open(path, 'rb') as f:
+        assert zlib.decompress(f.read()[136:]) == mw.struct_element(
+            ('imname', 'idlocate', 'ishard'), (1, 3), kids, b'G')
     with pytest.raises(TypeError, match='numeric'):
         mw.double_element(np.array(['a']))
 

@@ -92,8 +92,8 @@ def _query_gallery(path, var_name, queries, extra_field=None):
         if extra_field:
             children.append(hard[1])
     fields = ('Query', 'Gallery') + ((extra_field, ) if extra_field else ())
-    mw.write_matlab_file(path, mw.struct_element(fields, (1, len(queries)), children,
-                                                 var_name.encode('ascii')))
+    mw.write_matlab_file(path, mw.struct_parts(fields, (1, len(queries)), children,
+                                               var_name.encode('ascii')))
 
 
 def write_tree(root, n_pool, n_train, n_queries, n_train_persons, gallery_sizes,
