@@ -23,7 +23,7 @@ Values are given as ``loadmat`` returns them (see :mod:`._mat`): a structured nd
 struct array, an object ndarray a cell array, ``str`` or a (1,) ``<U`` array a char row,
 any other numeric ndarray a double array (:func:`._mat.mat_num` output included). The
 byte builders (:func:`double_element` …) are public so that very large files can cache
-the bytes of repeated leaves (``tests/test_datasets/cuhk_scale.py``).
+the bytes of repeated leaves (``tools/analysis_tools/benchmark_cuhk_load.py``).
 """
 import os
 import struct
