@@ -7,10 +7,12 @@ a (1, 0) float64; 1×N structs are structured arrays; N×1 cells object arrays).
 is cast to a wide integer before any arithmetic, because ``x + w`` on uint8 storage wraps
 (§0.2). Every failure becomes a :class:`MatFormatError` that names the file.
 
-Writing (the synthetic data set) reproduces the same ``loadmat`` signature with scipy's
-``savemat`` (§5): :func:`mat_num` picks the storage MATLAB picks for an integer-valued double
-(uint8 when every value is ≤ 255, else uint16), :func:`struct_row` builds 1×N struct arrays,
-:func:`cell_column` N×1 cells, :func:`mat_empty` the 1×0 "absent" box.
+Writing (the synthetic data set) builds values with the same ``loadmat`` signature (§5):
+:func:`mat_num` picks the storage MATLAB picks for an integer-valued double (uint8 when
+every value is ≤ 255, else uint16), :func:`struct_row` builds 1×N struct arrays,
+:func:`cell_column` N×1 cells, :func:`mat_empty` the 1×0 "absent" box. :func:`save_mat`
+writes them with scipy's ``savemat`` (PRW files); :func:`._mat_writer.save_matlab` writes
+them byte for byte as MATLAB wrote the original CUHK-SYSU files.
 """
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence

@@ -12,8 +12,11 @@ Why not ``scipy.io.loadmat``: it builds three numpy objects per gallery entry; T
 fast path decompresses the variable once and walks the MAT-v5 element stream itself: the
 top level and the queries in Python (a few thousand elements), the gallery entries with
 numpy, one step per (entry, field) for all queries at once. It reads the data type of
-every element (MATLAB stores an integer-valued double as uint8/uint16, scipy ``savemat``
-as a uint8/uint16 class; char data as UTF-8 or UTF-16), and anything it does not
+every element and both encodings of an absent person: MATLAB's (the original files,
+raw_formats.md "Byte-level encoding": a zero-byte element for an empty field, class double
+with uint8/uint16 data, UTF-8 chars) and scipy ``savemat``'s (a uint8/uint16 class, a full
+header for an empty array); char data may also be UTF-16. The original ``TestG100.mat``
+takes the fast path (tested against ``loadmat`` element for element); anything it does not
 recognise falls back to ``loadmat`` (same output, tested on both paths). The fast path
 lives in :mod:`._mat_stream`.
 """

@@ -6,6 +6,12 @@ plain miMATRIX element; a miMATRIX holds [array flags][dims][name] then, for a s
 field-name length and names followed by one miMATRIX per (element, field) in column-major
 order; a leaf holds one data element, in the "small" format (type and size in one word,
 ≤ 4 bytes of data) or the regular one. All elements are 8-byte aligned.
+
+MATLAB's own encoding (raw_formats.md "Byte-level encoding", measured on the original
+``TestG100.mat``) differs from scipy ``savemat``'s in two ways this reader handles: an
+empty (unassigned) field is a **zero-byte miMATRIX** (the tag alone: no array flags, no
+dimensions; ``loadmat`` shows it as a (1, 0) float64), and an integer-valued double is
+class double whose data element is miUINT8/miUINT16 (often in the small format).
 """
 import queue
 import struct
@@ -85,8 +91,8 @@ def _struct_fields(buf, mx: _Mx) -> Tuple[List[str], int]:
 def _leaf(buf, off: int, mx: Optional[_Mx] = None) -> Any:
     """A char (→ str) or numeric (→ ndarray, MATLAB dims) element."""
     mx = mx or _matrix(buf, off)
-    if mx.end - off == 8:
-        return np.zeros((0, 0))
+    if mx.end - off == 8:  # zero-byte element: loadmat gives a (1, 0) float64
+        return np.zeros((1, 0))
     count = _numel(mx.dims)
     mdt, nb, d, _ = _elem(buf, mx.body)
     if mx.cls == MX_CHAR:
@@ -331,15 +337,20 @@ def _leaf_or_none(buf, off):
 
 
 _FLAGS_TAG = np.uint64(MI_UINT32 | 8 << 32)  # the array-flags tag: (miUINT32, 8 bytes)
+_ZERO_BYTE_TAG = np.uint64(MI_MATRIX)  # an empty element: the tag (miMATRIX, 0 bytes)
 
 
 def _element_offsets(words64, lo: np.ndarray, hi: np.ndarray, per_query: int) -> np.ndarray:
     """Byte offsets (Q, per_query) of the elements that tile each range [lo, hi).
 
-    One linear scan finds every 8-aligned miMATRIX tag followed by an array-flags tag;
-    the chain check (first at ``lo``, each element ends where the next begins, the last
-    at ``hi``) proves these are exactly the range's elements, so a look-alike inside data
-    can never be taken for one (it raises, and the caller falls back to scipy).
+    One linear scan finds every 8-aligned word that can start an element: a miMATRIX tag
+    followed by an array-flags tag, or a zero-byte miMATRIX tag (MATLAB's empty field).
+    Every real element start is found, but a look-alike inside data can be found too (a
+    payload or flags word that equals a zero-byte tag); a range with exactly
+    ``per_query`` candidates therefore holds exactly its elements, which the chain check
+    (first at ``lo``, each element ends where the next begins, the last at ``hi``)
+    confirms. A range with more candidates is walked element by element instead
+    (:func:`_walk_chains`).
     """
     if lo.size == 0 or per_query == 0:
         return np.zeros((lo.size, per_query), np.int64)
@@ -347,20 +358,47 @@ def _element_offsets(words64, lo: np.ndarray, hi: np.ndarray, per_query: int) ->
         raise Unsupported('unaligned gallery')
     w0, w1 = int(lo.min()) // 8, int(hi.max()) // 8
     seg = words64[w0:w1]
-    low = seg[:-1].view('<u4')[::2]  # the low half of each 64-bit word: the tag's type
+    low = seg.view('<u4')[::2]  # the low half of each 64-bit word: the tag's type
     c = np.flatnonzero(low == MI_MATRIX)
-    c = c[seg[c + 1] == _FLAGS_TAG]
+    flagged = np.zeros(c.size, bool)
+    inner = np.nonzero(c + 1 < seg.size)[0]  # a zero-byte element may end the range
+    flagged[inner] = seg[c[inner] + 1] == _FLAGS_TAG
+    c = c[(seg[c] == _ZERO_BYTE_TAG) | flagged]
     size = (seg[c] >> np.uint64(32)).astype(np.int64)
     off = (c + w0) * 8
     first = np.searchsorted(off, lo)
-    if np.any(np.searchsorted(off, hi) - first != per_query):
-        raise Unsupported('element scan found a different number of entries')
-    pick = first[:, None] + np.arange(per_query)[None]
-    off, nxt = off[pick], off[pick] + 8 + size[pick]
-    if (np.any(off[:, 0] != lo) or np.any(nxt[:, :-1] != off[:, 1:])
-            or np.any(nxt[:, -1] != hi)):
+    exact = np.searchsorted(off, hi) - first == per_query
+    out = np.empty((lo.size, per_query), np.int64)
+    if np.any(exact):
+        pick = first[exact, None] + np.arange(per_query)[None]
+        o, nxt = off[pick], off[pick] + 8 + size[pick]
+        if (np.any(o[:, 0] != lo[exact]) or np.any(nxt[:, :-1] != o[:, 1:])
+                or np.any(nxt[:, -1] != hi[exact])):
+            raise Unsupported('element chain check failed')
+        out[exact] = o
+    if not np.all(exact):
+        out[~exact] = _walk_chains(words64, lo[~exact], hi[~exact], per_query)
+    return out
+
+
+def _walk_chains(words64, lo: np.ndarray, hi: np.ndarray, per_query: int) -> np.ndarray:
+    """:func:`_element_offsets` by following each element's size, one element per step
+    for all ranges at once (slower; only for ranges whose data hold look-alike tags)."""
+    out = np.empty((lo.size, per_query), np.int64)
+    cur = lo.copy()
+    for k in range(per_query):
+        if np.any(cur + 8 > hi):
+            raise Unsupported('element chain check failed')
+        out[:, k] = cur
+        tag = words64[cur // 8]
+        if np.any((tag & _LOW32) != MI_MATRIX):
+            raise Unsupported('element chain check failed')
+        cur = cur + 8 + (tag >> np.uint64(32)).astype(np.int64)
+        if np.any(cur % 8):
+            raise Unsupported('unaligned gallery entry')
+    if np.any(cur != hi):
         raise Unsupported('element chain check failed')
-    return off
+    return out
 
 
 class _GalleryDecoder:
@@ -395,7 +433,10 @@ class _GalleryDecoder:
         words64 = u8[:u8.size // 8 * 8].view('<u8')
         off = _element_offsets(words64, lo, hi, n_slots * nf).reshape(qs.size, n_slots, nf)
         fi = {f: self.fields.index(f) for f in GALLERY_FIELDS}
-        name = _decode_entries(words64, off[:, :, fi['imname']].ravel())
+        name_off = off[:, :, fi['imname']].ravel()
+        if np.any(words64[name_off // 8] >> np.uint64(32) == 0):
+            raise MatFormatError(f'{self.path}: a gallery image name is empty')
+        name = _decode_entries(words64, name_off)
         box = _decode_present(words64, off[:, :, fi['idlocate']].ravel())
         hard = _decode_present(words64, off[:, :, fi['ishard']].ravel())
         if np.any(name['cls'] != MX_CHAR):
@@ -463,15 +504,21 @@ def _decode_entries(words64, off: np.ndarray) -> Dict[str, np.ndarray]:
 def _decode_present(words64, off: np.ndarray) -> Dict[str, np.ndarray]:
     """:func:`_decode_entries` for fields that are mostly empty (gallery boxes, flags).
 
-    Only the dims tag and dims are gathered for every entry; the entries that hold data
-    (about 0.2% of a TestG4000 gallery) are then decoded in full.
+    An empty entry is either MATLAB's zero-byte element (its tag alone) or, as scipy
+    writes it, a full header with a 0 dimension; only the tag word, and for non-zero-byte
+    entries the dims tag and dims, are gathered for every entry; the entries that hold
+    data (about 0.2% of a TestG4000 gallery) are then decoded in full.
     """
-    if off.size and int(off.max()) // 8 + 7 > words64.size:
-        raise Unsupported('truncated gallery entry')
-    head = words64[(off // 8)[:, None] + np.arange(3, 5)[None]]
-    if np.any(head[:, 0] != _HEAD_DIMS):
-        raise Unsupported('gallery entry is not a 2-D array')
-    count = ((head[:, 1] & _LOW32) * (head[:, 1] >> np.uint64(32))).astype(np.int64)
+    count = np.zeros(off.size, np.int64)
+    body = np.nonzero(words64[off // 8] >> np.uint64(32))[0]  # not a zero-byte element
+    if body.size:
+        o = off[body]
+        if int(o.max()) // 8 + 7 > words64.size:
+            raise Unsupported('truncated gallery entry')
+        head = words64[(o // 8)[:, None] + np.arange(3, 5)[None]]
+        if np.any(head[:, 0] != _HEAD_DIMS):
+            raise Unsupported('gallery entry is not a 2-D array')
+        count[body] = ((head[:, 1] & _LOW32) * (head[:, 1] >> np.uint64(32))).astype(np.int64)
     full = {k: np.zeros(off.size, np.int64) for k in ('cls', 'mdt', 'nbytes', 'payload')}
     full['count'] = count
     sel = np.nonzero(count > 0)[0]

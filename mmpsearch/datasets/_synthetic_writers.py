@@ -5,6 +5,11 @@ They reproduce the ``loadmat`` structure of the real files (raw_formats.md §5):
 uint16 box storage chosen per box, (1,0) empty gallery boxes, N×1 cells, 1×N structs,
 PRW annotations as n×5 non-integer doubles under the three key names, CRLF query lines
 with 4 decimals, ``ID_test2``, ``Occlusion1`` with its third field, ``Test_Size``.
+
+The CUHK-SYSU files are also encoded byte for byte as MATLAB wrote the originals
+(:mod:`._mat_writer`: zero-byte empty elements, class double with uint8/uint16 data,
+UTF-8 chars, one compressed variable, a MACI64 header), so they exercise the same reader
+paths as the original files; the PRW files are written with scipy's ``savemat``.
 """
 import os
 import os.path as osp
@@ -13,6 +18,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from ._mat import cell_column, mat_empty, mat_num, save_mat, struct_row
+from ._mat_writer import save_matlab
 from .synthetic import Frame, SyntheticWorld
 
 PRW_KEYS = ('box_new', 'anno_file', 'anno_previous')
@@ -185,10 +191,10 @@ def write_cuhk(world: SyntheticWorld, out: str) -> dict:
             boxes.append((mat_num([b[0], b[1], 0, b[3]]), mat_num([[0]])))
         recs.append((name[f.index], mat_num([[len(boxes)]]),
                      struct_row(('idlocate', 'ishard'), boxes)))
-    save_mat(osp.join(ann, 'Images.mat'), 'Img', struct_row(('imname', 'nAppear', 'box'), recs))
+    save_matlab(osp.join(ann, 'Images.mat'), 'Img', struct_row(('imname', 'nAppear', 'box'), recs))
     test_frames = world.split_frames('test')
     pool = [name[f.index] for f in (test_frames[i] for i in rng.permutation(len(test_frames)))]
-    save_mat(osp.join(ann, 'pool.mat'), 'pool', cell_column(pool))
+    save_matlab(osp.join(ann, 'pool.mat'), 'pool', cell_column(pool))
 
     def scenes(ident, split=None):
         apps = [(f, k) for f, k in world.appearances(ident) if split is None or f.split == split]
@@ -204,9 +210,9 @@ def write_cuhk(world: SyntheticWorld, out: str) -> dict:
             sc, cnt = scenes(ident.index, 'train')
             train_cells.append(struct_row(('idname', 'nAppear', 'scene'),
                                           [(idname[ident.index], mat_num([[cnt]]), sc)]))
-    save_mat(osp.join(ann, 'Person.mat'), 'Person',
+    save_matlab(osp.join(ann, 'Person.mat'), 'Person',
              struct_row(('idname', 'nAppear', 'scene'), persons))
-    save_mat(osp.join(ann, 'test', 'train_test', 'Train.mat'), 'Train',
+    save_matlab(osp.join(ann, 'test', 'train_test', 'Train.mat'), 'Train',
              cell_column(train_cells))
     queries = _cuhk_queries(world, rng, name, pool)
     entry = (lambda f, k: (name[f.index], mat_num(_cuhk_box(f.persons[k], f.size)),
@@ -229,7 +235,7 @@ def write_cuhk(world: SyntheticWorld, out: str) -> dict:
                                [entry(f, k) + (idname[ident], )])
             rows.append((query, struct_row(('imname', 'idlocate', 'ishard'), gal)))
             galleries[(size, qi)] = gal
-        save_mat(osp.join(ann, 'test', 'train_test', f'TestG{size}.mat'), f'TestG{size}',
+        save_matlab(osp.join(ann, 'test', 'train_test', f'TestG{size}.mat'), f'TestG{size}',
                  struct_row(('Query', 'Gallery'), rows))
     # subsets: the most occluded queries and the smallest queries, galleries of ≤ 100
     sub_size = max([s for s in cfg.gallery_sizes if s <= 100] or [min(cfg.gallery_sizes)])
@@ -248,7 +254,7 @@ def write_cuhk(world: SyntheticWorld, out: str) -> dict:
             gal = struct_row(('imname', 'idlocate', 'ishard'), galleries[(sub_size, qi)])
             rows.append((query, gal, mat_num([[1]])) if extra else (query, gal))
         fields = ('Query', 'Gallery', 'occlusion') if extra else ('Query', 'Gallery')
-        save_mat(osp.join(ann, 'test', 'subset', fname), var, struct_row(fields, rows))
+        save_matlab(osp.join(ann, 'test', 'subset', fname), var, struct_row(fields, rows))
     return dict(layout='cuhk', images=n, train_images=n - len(pool), test_images=len(pool),
                 train_persons=len(train_cells), queries=len(queries),
                 gallery_sizes=list(cfg.gallery_sizes), occlusion=len(occl),

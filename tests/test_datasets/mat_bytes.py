@@ -2,9 +2,19 @@
 """A byte-level MAT-v5 writer for query/gallery files at full CUHK-SYSU scale.
 
 ``scipy.io.savemat`` needs ~16 s per 290k gallery entries, i.e. minutes for the 22 million
-entries of TestG50…TestG4000. This writer emits the bytes ``savemat`` emits (checked
-byte for byte in ``test_mat_protocol.py``), caching the bytes of each distinct leaf, so a
-full-scale file set is written in seconds. Test/benchmark helper only.
+entries of TestG50…TestG4000. This writer caches the bytes of each distinct leaf, so a
+full-scale file set is written in seconds, in one of three encodings:
+
+* ``'scipy'``: the bytes ``savemat`` emits (checked byte for byte in
+  ``test_mat_protocol.py``): uint8/uint16 classes, full headers for empty arrays;
+* ``'matlab'``: the bytes MATLAB wrote into the original files
+  (:mod:`mmpsearch.datasets._mat_writer`, checked byte for byte against the original
+  ``TestG100.mat`` in ``test_mat_writer.py``): zero-byte empty elements, class double with
+  uint8/uint16 data, UTF-8 chars, a MACI64 header;
+* ``'utf16'``: as ``'matlab'`` but with 2-byte (miUINT16) characters, which MAT-v5 allows
+  and the reader supports.
+
+Test/benchmark helper only.
 """
 import struct
 import time
@@ -12,6 +22,8 @@ import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from mmpsearch.datasets import _mat_writer as mw
 
 _MX_CLASS = {np.dtype(np.uint8): (9, 2), np.dtype(np.uint16): (11, 4),
              np.dtype(np.float64): (6, 9)}
@@ -50,16 +62,6 @@ def num(values) -> bytes:
 EMPTY = num(np.zeros((1, 0)))
 
 
-def num_matlab(values) -> bytes:
-    """An integer-valued double as MATLAB writes it: class double, uint8/uint16 storage
-    (``loadmat`` then returns uint8/uint16, as on the real files)."""
-    arr = np.asarray(values, np.float64).reshape(1, -1)
-    if arr.size == 0:
-        return _matrix(6, (1, 0), _data_element(9, b''))
-    store, mdtype = (np.uint8, 2) if arr.max() <= 255 else (np.uint16, 4)
-    return _matrix(6, arr.shape, _data_element(mdtype, arr.astype(store).tobytes()))
-
-
 def char16(s: str) -> bytes:
     """A char leaf stored as 2-byte characters (miUINT16)."""
     raw = s.encode('utf-16-le')
@@ -85,8 +87,11 @@ def box_leaf(box) -> bytes:
     return num(arr.astype(np.uint8) if arr.max() <= 255 else arr.astype(np.uint16))
 
 
+ENCODINGS = ('scipy', 'matlab', 'utf16')
+
+
 def query_gallery_file(path: str, var_name: str, queries: List[dict],
-                       extra_field: Optional[str] = None, matlab_style: bool = False,
+                       extra_field: Optional[str] = None, encoding: str = 'scipy',
                        compress: bool = True) -> None:
     """Write a TestG-style file.
 
@@ -95,24 +100,25 @@ def query_gallery_file(path: str, var_name: str, queries: List[dict],
         var_name (str): variable name (``TestG100``, ``Occlusion1``, ``Test_Size``).
         queries (list[dict]): each with ``imname``, ``box`` (xywh), ``hard``, ``idname``
             and ``gallery``: a list of (imname, box or None, hard).
-        extra_field (str, optional): a third top-level field holding a 1×1 uint8 1.
-        matlab_style (bool): encode as MATLAB does (double class with integer storage,
-            2-byte characters) instead of as scipy does.
+        extra_field (str, optional): a third top-level field holding a 1×1 number 1.
+        encoding (str): one of :data:`ENCODINGS` (see the module doc).
         compress (bool): zlib-compress the variable (v7) or not (v6).
     """
+    if encoding not in ENCODINGS:
+        raise ValueError(f'encoding must be one of {ENCODINGS}, got {encoding!r}')
     cache: Dict[str, bytes] = {}
-    mk_char = char16 if matlab_style else char
-    mk_box = num_matlab if matlab_style else box_leaf
-    empty = num_matlab([]) if matlab_style else EMPTY
-    if matlab_style:
-        hard_leaf = {0: num_matlab([0]), 1: num_matlab([1])}
-    else:
+    if encoding == 'scipy':
+        mk_char, mk_box, empty, struct_el = char, box_leaf, EMPTY, struct_array
         hard_leaf = {0: num(np.array([[0]], np.uint8)), 1: num(np.array([[1]], np.uint8))}
+    else:
+        mk_char = char16 if encoding == 'utf16' else mw.char_element
+        mk_box, empty, struct_el = mw.double_element, mw.ZERO_BYTE_ELEMENT, mw.struct_element
+        hard_leaf = {0: mw.double_element([[0]]), 1: mw.double_element([[1]])}
     children = []
     qfields = ('imname', 'idlocate', 'ishard', 'idname')
     for q in queries:
-        qs = struct_array(qfields, (1, 1), [mk_char(q['imname']), mk_box(q['box']),
-                                            hard_leaf[q['hard']], mk_char(q['idname'])])
+        qs = struct_el(qfields, (1, 1), [mk_char(q['imname']), mk_box(q['box']),
+                                         hard_leaf[q['hard']], mk_char(q['idname'])])
         parts = []
         for name, box, hard in q['gallery']:
             leaf = cache.get(name)
@@ -125,14 +131,17 @@ def query_gallery_file(path: str, var_name: str, queries: List[dict],
             else:
                 parts.append(mk_box(box))
                 parts.append(hard_leaf[hard])
-        gs = struct_array(('imname', 'idlocate', 'ishard'), (1, len(q['gallery'])), parts)
+        gs = struct_el(('imname', 'idlocate', 'ishard'), (1, len(q['gallery'])), parts)
         children.append(qs)
         children.append(gs)
         if extra_field:
             children.append(hard_leaf[1])
     fields = ('Query', 'Gallery') + ((extra_field, ) if extra_field else ())
-    top = struct_array(fields, (1, len(queries)), children, name=var_name.encode())
-    write_file(path, top, compress=compress)
+    top = struct_el(fields, (1, len(queries)), children, name=var_name.encode())
+    if encoding == 'scipy' or not compress:
+        write_file(path, top, compress=compress)
+    else:
+        mw.write_matlab_file(path, top)
 
 
 def header() -> bytes:

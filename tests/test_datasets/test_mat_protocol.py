@@ -1,6 +1,7 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
 """The vectorised TestG reader against scipy's ``loadmat`` on scipy-written, raw-byte and
-MATLAB-style files; the byte writer against ``savemat``; errors on bad files."""
+MATLAB-encoded files (as the originals: zero-byte empty elements, class double with
+uint8/uint16 data); the byte writer against ``savemat``; errors on bad files."""
 import os.path as osp
 import zlib
 
@@ -11,6 +12,7 @@ import scipy.io as sio
 from mmpsearch.datasets._mat import (MatFormatError, mat_empty, mat_num, save_mat,
                                      struct_row)
 from mmpsearch.datasets._mat_protocol import NameIndex, read_protocol_mat
+from mmpsearch.datasets._mat_stream import read_fast
 
 from . import mat_bytes
 
@@ -82,20 +84,23 @@ def test_byte_writer_matches_savemat(tmp_path, pool):
     assert zlib.decompress(ra[136:]) == zlib.decompress(rb[136:])
 
 
-@pytest.mark.parametrize('writer', ['savemat', 'bytes', 'bytes_uncompressed', 'matlab'])
+@pytest.mark.parametrize('writer', ['savemat', 'bytes', 'bytes_uncompressed', 'matlab',
+                                    'matlab_uncompressed', 'utf16'])
 def test_fast_reader_equals_scipy(tmp_path, pool, writer):
     queries = _queries(np.random.default_rng(2), pool)
     path = str(tmp_path / 'TestG12.mat')
     if writer == 'savemat':
         _savemat_version(path, 'TestG12', queries)
     else:
-        mat_bytes.query_gallery_file(path, 'TestG12', queries,
-                                     matlab_style=writer == 'matlab',
-                                     compress=writer != 'bytes_uncompressed')
+        mat_bytes.query_gallery_file(
+            path, 'TestG12', queries,
+            encoding={'bytes': 'scipy', 'bytes_uncompressed': 'scipy'}.get(
+                writer, writer.split('_')[0]),
+            compress=not writer.endswith('_uncompressed'))
     index = NameIndex(pool)
-    fast = read_protocol_mat(path, ['TestG12'], index, fast=True)
+    fast = read_fast(path, ['TestG12'], index)  # raises Unsupported instead of falling back
     slow = read_protocol_mat(path, ['TestG12'], index, fast=False)
-    assert fast.reader == 'fast' and slow.reader == 'scipy'
+    assert slow.reader == 'scipy'
     _check(fast, queries, pool)
     _check(slow, queries, pool)
 
@@ -105,7 +110,7 @@ def test_matlab_style_file_has_the_real_loadmat_signature(tmp_path, pool):
     that storage type; the empty box is (1, 0) float64 (raw_formats.md §0, §2.2)."""
     queries = _queries(np.random.default_rng(3), pool, own_image_quirk=False)
     path = str(tmp_path / 'TestG12.mat')
-    mat_bytes.query_gallery_file(path, 'TestG12', queries, matlab_style=True)
+    mat_bytes.query_gallery_file(path, 'TestG12', queries, encoding='matlab')
     var = sio.loadmat(path)['TestG12']
     assert var.shape == (1, len(queries)) and var.dtype.names == ('Query', 'Gallery')
     q = var[0, 0]['Query']
@@ -175,3 +180,21 @@ def test_name_index():
     assert NameIndex(long_names)(long_names[::-1]).tolist() == list(range(49, -1, -1))
     with pytest.raises(ValueError, match='duplicate'):
         NameIndex(['a.jpg', 'b.jpg', 'a.jpg'])
+
+
+def test_look_alike_tags_inside_entries(tmp_path, pool):
+    """An int64 array's flags word reads like a zero-byte element's tag (both are the
+    64-bit value 14); the reader walks such galleries element by element instead."""
+    queries = _queries(np.random.default_rng(8), pool)
+    rows = []
+    for q in queries:
+        qs = struct_row(('imname', 'idlocate', 'ishard', 'idname'),
+                        [(q['imname'], mat_num(q['box']), mat_num([[q['hard']]]), q['idname'])])
+        gs = struct_row(('imname', 'idlocate', 'ishard'), [
+            (n, mat_num(b) if b is not None else mat_empty(),
+             np.array([[h]], np.int64) if b is not None else mat_empty())
+            for n, b, h in q['gallery']])
+        rows.append((qs, gs))
+    path = str(tmp_path / 'TestG12.mat')
+    save_mat(path, 'TestG12', struct_row(('Query', 'Gallery'), rows))
+    _check(read_fast(path, ['TestG12'], NameIndex(pool)), queries, pool)
