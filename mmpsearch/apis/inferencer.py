@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.infer import BaseInferencer
+from mmengine.registry import DefaultScope
 from mmengine.utils import is_list_of
 
 from mmpsearch.registry import INFERENCERS
@@ -72,7 +73,10 @@ class PersonSearchInferencer(BaseInferencer):
         model (str | dict | Config): config file or config of a person-search model.
         weights (str, optional): checkpoint path (loaded with torch's safe loader).
         device (str, optional): ``'cpu'``, ``'cuda'``, ... (default: the available one).
-        scope (str): registry scope, ``'mmpsearch'``.
+        scope (str): registry scope the model and pipeline are built in and run in,
+            ``'mmpsearch'``. The inferencer enters it for its own calls only (building,
+            searching), so it works in a fresh process without ``register_all_modules``
+            and leaves the caller's default scope as it was.
         det_thresh (float): detections scoring below it are not ranked (the protocol's 0.5).
         show_progress (bool): show a progress bar over the gallery.
     """
@@ -88,8 +92,17 @@ class PersonSearchInferencer(BaseInferencer):
         from mmpsearch.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         self.det_thresh = det_thresh
-        super().__init__(model=model, weights=weights, device=device, scope=scope,
-                         show_progress=show_progress)
+        scope = scope or 'mmpsearch'
+        # mmengine's BaseInferencer builds from its root registries, which resolve
+        # through the *current* default scope: enter ours around the build (mmdet's
+        # DetInferencer sets it process-wide instead, which would change the caller's).
+        with DefaultScope.overwrite_default_scope(scope):
+            super().__init__(model=model, weights=weights, device=device, scope=scope,
+                             show_progress=show_progress)
+
+    def _scope(self):
+        """Context in which the inferencer's registries resolve (see ``__init__``)."""
+        return DefaultScope.overwrite_default_scope(self.scope)
 
     # -- pipeline --------------------------------------------------------------------
     def _init_pipeline(self, cfg) -> Compose:
@@ -158,6 +171,10 @@ class PersonSearchInferencer(BaseInferencer):
         Returns:
             Tensor: (D,) L2-normalised embedding.
         """
+        with self._scope():
+            return self._embed_query(query, query_bbox)
+
+    def _embed_query(self, query: ImageType, query_bbox: Sequence[float]) -> torch.Tensor:
         name = query if isinstance(query, str) else 'query'
         if isinstance(query, str):  # decode once: its size checks the box, then it is embedded
             if not osp.isfile(query):
@@ -198,11 +215,17 @@ class PersonSearchInferencer(BaseInferencer):
             (np.ndarray (D,)), ``num_detections`` (per gallery image), and
             ``visualization`` (RGB array, when ``out_file`` is given).
         """
+        with self._scope():
+            return self._search(gallery, query, query_bbox, topk, batch_size, out_file,
+                                gallery_gt, tile_height)
+
+    def _search(self, gallery, query, query_bbox, topk, batch_size, out_file, gallery_gt,
+                tile_height) -> dict:
         images = self._gallery_list(gallery)
         if gallery_gt is not None and len(gallery_gt) != len(images):
             raise ValueError(f'gallery_gt has {len(gallery_gt)} entries for {len(images)} '
                              'gallery images')
-        q = self.embed_query(query, query_bbox)
+        q = self._embed_query(query, query_bbox)
         names = [osp.basename(g) if isinstance(g, str) else f'array_{i}'
                  for i, g in enumerate(images)]
         preds = []
