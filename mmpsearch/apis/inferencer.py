@@ -31,6 +31,7 @@ from mmpsearch.registry import INFERENCERS
 from mmpsearch.visualization import SearchHit, draw_ranked_results
 
 ImageType = Union[str, np.ndarray]
+_MIN_QUERY_SIDE = 2  # pixels, each side of the query box inside the image
 _IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -50,18 +51,27 @@ def _as_bgr(image: np.ndarray, name: str) -> np.ndarray:
 
 
 def _check_query_box(bbox: Sequence[float], height: int, width: int) -> List[float]:
-    """Clip a query box to the image; refuse one that is degenerate or outside it."""
+    """Clip a query box to the image; refuse one that is degenerate, too small (under
+    ``_MIN_QUERY_SIDE`` pixels a side: RoIAlign would sample a handful of pixels) or
+    outside the image, with a message saying which."""
     box = np.asarray(bbox, dtype=np.float64).reshape(-1)
     if box.shape != (4,) or not np.all(np.isfinite(box)):
         raise ValueError(f'query_bbox must be 4 finite numbers x1, y1, x2, y2; got {bbox}')
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
         raise ValueError(f'query_bbox {list(box)} is empty (need x2 > x1 and y2 > y1)')
+    size = f'{width}x{height} query image'
+    if x2 - x1 < _MIN_QUERY_SIDE or y2 - y1 < _MIN_QUERY_SIDE:
+        raise ValueError(f'query_bbox {list(box)} is {x2 - x1:g} x {y2 - y1:g} px, smaller '
+                         f'than {_MIN_QUERY_SIDE} px a side')
     cx1, cy1 = max(x1, 0.0), max(y1, 0.0)
     cx2, cy2 = min(x2, float(width)), min(y2, float(height))
-    if cx2 - cx1 < 2 or cy2 - cy1 < 2:
-        raise ValueError(f'query_bbox {list(box)} lies outside the {width}x{height} query '
-                         'image')
+    if cx2 <= cx1 or cy2 <= cy1:
+        raise ValueError(f'query_bbox {list(box)} lies outside the {size}')
+    if cx2 - cx1 < _MIN_QUERY_SIDE or cy2 - cy1 < _MIN_QUERY_SIDE:
+        raise ValueError(f'query_bbox {list(box)}: only {cx2 - cx1:g} x {cy2 - cy1:g} px of '
+                         f'it lies inside the {size} (at least {_MIN_QUERY_SIDE} px a side '
+                         'needed)')
     return [cx1, cy1, cx2, cy2]
 
 
