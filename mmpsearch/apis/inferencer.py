@@ -75,6 +75,24 @@ def _check_query_box(bbox: Sequence[float], height: int, width: int) -> List[flo
     return [cx1, cy1, cx2, cy2]
 
 
+def cosine_to_query(embeddings: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """Similarities of L2-normalised rows to the query, each row reduced on its own.
+
+    A matrix-vector product (BLAS gemv) sums a row in an order that depends on the row's
+    position in its block, so identical detections would get similarities that differ in
+    the last bit and a tie would be ranked by position; an elementwise product summed
+    over the last axis reduces every row alike.
+
+    Args:
+        embeddings (Tensor): (N, D) float32.
+        query (Tensor): (D,) float32.
+
+    Returns:
+        Tensor: (N,) similarities.
+    """
+    return (embeddings * query).sum(dim=1)
+
+
 @INFERENCERS.register_module()
 class PersonSearchInferencer(BaseInferencer):
     """Search a query person (image + box) in a gallery of scene images.
@@ -265,7 +283,7 @@ class PersonSearchInferencer(BaseInferencer):
             if not keep.any():
                 continue
             emb = torch.nn.functional.normalize(pred.embeddings[keep].float().cpu(), dim=1)
-            sims = emb @ query_embedding
+            sims = cosine_to_query(emb, query_embedding)
             for box, score, sim in zip(pred.bboxes[keep].cpu().tolist(),
                                        pred.scores[keep].cpu().tolist(), sims.tolist()):
                 rows.append((sim, score, idx, box))
