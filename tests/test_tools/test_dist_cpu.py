@@ -2,7 +2,9 @@
 """The whole distributed path on the CPU, as a user runs it: ``tools/dist_train.sh`` with
 2 processes (gloo, DDP, the distributed sampler, the OIM LUT/queue and ProtoNorm
 statistics synchronised over ranks), then ``tools/dist_test.sh`` with 2 processes
-(gathered metric and dump) against ``tools/test.py`` with one.
+(gathered metric and dump) against ``tools/test.py`` with one; the dump is then
+re-evaluated by ``tools/eval_dump.py`` and drawn by ``browse_results.py``, each in a fresh
+process as the quick start runs them.
 
 A small hook, imported by the config through ``custom_imports`` as a user would add one,
 saves every rank's final model state, so the ranks can be compared (the checkpoint holds
@@ -13,6 +15,7 @@ import os.path as osp
 import socket
 
 import numpy as np
+import pytest
 import torch
 
 from tests.user_process import REPO, run_as_user, user_env
@@ -89,6 +92,10 @@ def test_two_process_cpu_training_and_testing(tmp_path):
                                                      data_root=str(tmp_path / 'synth')))
     env = user_env()
     env['PYTHONPATH'] += ':' + str(tmp_path)  # the hook module, as a user's own code
+    # one thread per process everywhere (torch.distributed.run's default for its
+    # workers): a kernel run with another thread count sums in another order, and the
+    # single-process test would differ from the 2-process one in the last bits
+    env['OMP_NUM_THREADS'] = '1'
 
     # 2 processes x 2 images x 2 iterations x 2 epochs; README's command line
     env['PORT'] = str(_free_port())
@@ -120,6 +127,18 @@ def test_two_process_cpu_training_and_testing(tmp_path):
     assert {k: v for k, v in one.items() if k not in ('time', 'data_time')} == \
         {k: v for k, v in two.items() if k not in ('time', 'data_time')}
     assert one['reid_standard/mAP'] > 0
+
+    # the dump re-evaluated offline gives the test's numbers; the picture is drawn
+    run_as_user('python tools/eval_dump.py tiny.py test2.pkl --out-json offline.json',
+                cwd=tmp_path, env=env)
+    offline = json.loads((tmp_path / 'offline.json').read_text())
+    compared = [k for k, v in offline.items() if isinstance(one.get(k), float)]
+    assert 'reid_standard/mAP' in compared
+    for key in compared:  # (the log keeps no counts: no_det_queries etc. are null there)
+        assert offline[key] == pytest.approx(one[key], abs=1e-12), key
+    run_as_user('python tools/analysis_tools/browse_results.py tiny.py test2.pkl '
+                '--num-queries 2 --topk 3 --out examples.png', cwd=tmp_path, env=env)
+    assert (tmp_path / 'examples.png').stat().st_size > 0
 
     from mmpsearch.evaluation import load_dump
     dump1, dump2 = load_dump(str(tmp_path / 'test1.pkl')), load_dump(str(tmp_path / 'test2.pkl'))
