@@ -1,6 +1,11 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
 """Test-wide set-up: the working tree's mmpsearch wins over an installed copy, and every
-test runs in the ``mmpsearch`` default scope on the CPU."""
+test runs in the ``mmpsearch`` default scope on the CPU.
+
+The session-wide scope serves the unit tests (models and datasets built from config
+dicts). Public entry points must not need it: tests/test_apis and tests/test_tools take
+it away (``without_default_scope``), and run the tools in fresh interpreters.
+"""
 import os
 import sys
 
@@ -19,3 +24,13 @@ def _mmpsearch_scope():
     from mmpsearch.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     yield
+
+
+@pytest.fixture(scope='module')
+def without_default_scope():
+    """No default registry scope for the module's tests, as in a user's fresh process."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict
+    DefaultScope._instance_dict = type(saved)()
+    yield
+    DefaultScope._instance_dict = saved

@@ -23,7 +23,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmpsearch.utils import register_all_modules  # noqa: E402
+from mmpsearch.utils import (adapt_cfg_to_cpu_distributed,  # noqa: E402
+                             ensure_default_scope, register_all_modules)
 
 
 def parse_args():
@@ -76,6 +77,8 @@ def main():
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    ensure_default_scope(cfg)
+    adapt_cfg_to_cpu_distributed(cfg)  # gloo and CPU DDP when CUDA is unavailable
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 

@@ -20,7 +20,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmpsearch.utils import register_all_modules  # noqa: E402
+from mmpsearch.utils import (adapt_cfg_to_cpu_distributed,  # noqa: E402
+                             ensure_default_scope, register_all_modules)
 
 
 def parse_args():
@@ -86,6 +87,8 @@ def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
     cfg = build_cfg(args)
+    ensure_default_scope(cfg)
+    adapt_cfg_to_cpu_distributed(cfg)  # gloo and CPU DDP when CUDA is unavailable
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

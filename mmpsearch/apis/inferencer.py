@@ -25,12 +25,14 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.infer import BaseInferencer
+from mmengine.registry import DefaultScope
 from mmengine.utils import is_list_of
 
 from mmpsearch.registry import INFERENCERS
 from mmpsearch.visualization import SearchHit, draw_ranked_results
 
 ImageType = Union[str, np.ndarray]
+_MIN_QUERY_SIDE = 2  # pixels, each side of the query box inside the image
 _IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -50,19 +52,46 @@ def _as_bgr(image: np.ndarray, name: str) -> np.ndarray:
 
 
 def _check_query_box(bbox: Sequence[float], height: int, width: int) -> List[float]:
-    """Clip a query box to the image; refuse one that is degenerate or outside it."""
+    """Clip a query box to the image; refuse one that is degenerate, too small (under
+    ``_MIN_QUERY_SIDE`` pixels a side: RoIAlign would sample a handful of pixels) or
+    outside the image, with a message saying which."""
     box = np.asarray(bbox, dtype=np.float64).reshape(-1)
     if box.shape != (4,) or not np.all(np.isfinite(box)):
         raise ValueError(f'query_bbox must be 4 finite numbers x1, y1, x2, y2; got {bbox}')
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
         raise ValueError(f'query_bbox {list(box)} is empty (need x2 > x1 and y2 > y1)')
+    size = f'{width}x{height} query image'
+    if x2 - x1 < _MIN_QUERY_SIDE or y2 - y1 < _MIN_QUERY_SIDE:
+        raise ValueError(f'query_bbox {list(box)} is {x2 - x1:g} x {y2 - y1:g} px, smaller '
+                         f'than {_MIN_QUERY_SIDE} px a side')
     cx1, cy1 = max(x1, 0.0), max(y1, 0.0)
     cx2, cy2 = min(x2, float(width)), min(y2, float(height))
-    if cx2 - cx1 < 2 or cy2 - cy1 < 2:
-        raise ValueError(f'query_bbox {list(box)} lies outside the {width}x{height} query '
-                         'image')
+    if cx2 <= cx1 or cy2 <= cy1:
+        raise ValueError(f'query_bbox {list(box)} lies outside the {size}')
+    if cx2 - cx1 < _MIN_QUERY_SIDE or cy2 - cy1 < _MIN_QUERY_SIDE:
+        raise ValueError(f'query_bbox {list(box)}: only {cx2 - cx1:g} x {cy2 - cy1:g} px of '
+                         f'it lies inside the {size} (at least {_MIN_QUERY_SIDE} px a side '
+                         'needed)')
     return [cx1, cy1, cx2, cy2]
+
+
+def cosine_to_query(embeddings: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """Similarities of L2-normalised rows to the query, each row reduced on its own.
+
+    A matrix-vector product (BLAS gemv) sums a row in an order that depends on the row's
+    position in its block, so identical detections would get similarities that differ in
+    the last bit and a tie would be ranked by position; an elementwise product summed
+    over the last axis reduces every row alike.
+
+    Args:
+        embeddings (Tensor): (N, D) float32.
+        query (Tensor): (D,) float32.
+
+    Returns:
+        Tensor: (N,) similarities.
+    """
+    return (embeddings * query).sum(dim=1)
 
 
 @INFERENCERS.register_module()
@@ -75,7 +104,10 @@ class PersonSearchInferencer(BaseInferencer):
             (never executed); a stored config that is not plain data is refused.
         weights (str, optional): checkpoint path (loaded with the safe loader).
         device (str, optional): ``'cpu'``, ``'cuda'``, ... (default: the available one).
-        scope (str): registry scope, ``'mmpsearch'``.
+        scope (str): registry scope the model and pipeline are built in and run in,
+            ``'mmpsearch'``. The inferencer enters it for its own calls only (building,
+            searching), so it works in a fresh process without ``register_all_modules``
+            and leaves the caller's default scope as it was.
         det_thresh (float): detections scoring below it are not ranked (the protocol's 0.5).
         show_progress (bool): show a progress bar over the gallery.
     """
@@ -91,8 +123,17 @@ class PersonSearchInferencer(BaseInferencer):
         from mmpsearch.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         self.det_thresh = det_thresh
-        super().__init__(model=model, weights=weights, device=device, scope=scope,
-                         show_progress=show_progress)
+        scope = scope or 'mmpsearch'
+        # mmengine's BaseInferencer builds from its root registries, which resolve
+        # through the *current* default scope: enter ours around the build (mmdet's
+        # DetInferencer sets it process-wide instead, which would change the caller's).
+        with DefaultScope.overwrite_default_scope(scope):
+            super().__init__(model=model, weights=weights, device=device, scope=scope,
+                             show_progress=show_progress)
+
+    def _scope(self):
+        """Context in which the inferencer's registries resolve (see ``__init__``)."""
+        return DefaultScope.overwrite_default_scope(self.scope)
 
     # -- model ------------------------------------------------------------------------
     def _init_model(self, cfg, weights: Optional[str], device: str = 'cpu') -> torch.nn.Module:
@@ -190,6 +231,10 @@ class PersonSearchInferencer(BaseInferencer):
         Returns:
             Tensor: (D,) L2-normalised embedding.
         """
+        with self._scope():
+            return self._embed_query(query, query_bbox)
+
+    def _embed_query(self, query: ImageType, query_bbox: Sequence[float]) -> torch.Tensor:
         name = query if isinstance(query, str) else 'query'
         if isinstance(query, str):  # decode once: its size checks the box, then it is embedded
             if not osp.isfile(query):
@@ -230,11 +275,17 @@ class PersonSearchInferencer(BaseInferencer):
             (np.ndarray (D,)), ``num_detections`` (per gallery image), and
             ``visualization`` (RGB array, when ``out_file`` is given).
         """
+        with self._scope():
+            return self._search(gallery, query, query_bbox, topk, batch_size, out_file,
+                                gallery_gt, tile_height)
+
+    def _search(self, gallery, query, query_bbox, topk, batch_size, out_file, gallery_gt,
+                tile_height) -> dict:
         images = self._gallery_list(gallery)
         if gallery_gt is not None and len(gallery_gt) != len(images):
             raise ValueError(f'gallery_gt has {len(gallery_gt)} entries for {len(images)} '
                              'gallery images')
-        q = self.embed_query(query, query_bbox)
+        q = self._embed_query(query, query_bbox)
         names = [osp.basename(g) if isinstance(g, str) else f'array_{i}'
                  for i, g in enumerate(images)]
         preds = []
@@ -264,7 +315,7 @@ class PersonSearchInferencer(BaseInferencer):
             if not keep.any():
                 continue
             emb = torch.nn.functional.normalize(pred.embeddings[keep].float().cpu(), dim=1)
-            sims = emb @ query_embedding
+            sims = cosine_to_query(emb, query_embedding)
             for box, score, sim in zip(pred.bboxes[keep].cpu().tolist(),
                                        pred.scores[keep].cpu().tolist(), sims.tolist()):
                 rows.append((sim, score, idx, box))

@@ -52,6 +52,7 @@ class BasePersonSearchDataset(BaseDetDataset):
         if self._fully_initialized:
             return
         self.data_list = self.load_data_list()
+        num_loaded = len(self.data_list)
         if self._search_protocol is not None and (self._indices is not None
                                                   or (self.filter_cfg and not self.test_mode)):
             raise ValueError(
@@ -60,6 +61,8 @@ class BasePersonSearchDataset(BaseDetDataset):
         self.data_list = self.filter_data()
         if self._indices is not None:
             self.data_list = self._get_unserialized_subset(self._indices)
+        if not self.data_list:
+            self._refuse_empty(num_loaded)
         if not self.test_mode:
             self._warn_empty_frames()
         self._metainfo['num_person_ids'] = int(self._num_person_ids)
@@ -117,6 +120,23 @@ class BasePersonSearchDataset(BaseDetDataset):
             'nothing. Check their annotation files, or drop them with '
             'filter_cfg=dict(filter_empty_gt=True).', logger='current',
             level=logging.INFO if keep_empty else logging.WARNING)
+
+    def split_source(self) -> str:
+        """The file that lists the split's images (named in errors about the split)."""
+        return str(self.ann_file)
+
+    def _refuse_empty(self, num_loaded: int) -> None:
+        """An empty split would fail later inside mmengine (a ``ZeroDivisionError`` in the
+        sampler, or a zero ``epoch_length``) with nothing naming the data: stop here."""
+        split = getattr(self, 'split', None)
+        what = f'the {split} split' if split else 'the data set'
+        name = type(self).__name__
+        if num_loaded == 0:
+            raise ValueError(f'{name}: {what} is empty: {self.split_source()} lists no '
+                             'usable image')
+        raise ValueError(f'{name}: {what} is empty after filter_cfg={self.filter_cfg} / '
+                         f'indices={self._indices} removed all {num_loaded} images listed '
+                         f'by {self.split_source()}')
 
     def get_data_info(self, idx: int) -> dict:
         """The ``idx``-th item; a :class:`~mmpsearch.datasets.samplers.ViewIndex` adds

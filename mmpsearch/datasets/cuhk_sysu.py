@@ -117,6 +117,12 @@ class CUHKSYSUDataset(BasePersonSearchDataset):
         self._log_stats()
         return data_list
 
+    def split_source(self) -> str:
+        pool = osp.join(self.ann_file, 'pool.mat')
+        # the training split is every Images.mat image that pool.mat does not list
+        return pool if self.split == 'test' else \
+            f'{osp.join(self.ann_file, "Images.mat")} (less the images of {pool})'
+
     def _image_items(self, names: List[str], images: Dict[str, np.ndarray]):
         """data_list items (instances still without labels) and each image's kept boxes."""
         data_list, boxes_of = [], {}

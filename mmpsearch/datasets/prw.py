@@ -121,6 +121,9 @@ class PRWDataset(BasePersonSearchDataset):
         self._log_stats()
         return data_list
 
+    def split_source(self) -> str:
+        return osp.join(self.ann_file, f'frame_{self.split}.mat')
+
     def _ann_path(self, frame: str) -> str:
         return osp.join(self.ann_dir, frame + '.jpg.mat')
 

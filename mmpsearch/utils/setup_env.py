@@ -35,3 +35,19 @@ def register_all_modules(init_default_scope: bool = True) -> None:
                           '"mmpsearch"; `register_all_modules` creates a new one.')
             stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S%f')
             DefaultScope.get_instance(f'mmpsearch-{stamp}', scope_name='mmpsearch')
+
+
+def ensure_default_scope(cfg):
+    """Give a config without ``default_scope`` the ``mmpsearch`` one (in place).
+
+    The Runner resolves every ``type`` through the config's default scope and falls back
+    to ``'mmengine'``, where no mmpsearch component exists: a config written without the
+    shared ``_base_/default_runtime.py`` would fail with ``SPNet is not in the
+    mmengine::model registry``. A scope the config names is kept.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    if cfg.get('default_scope', None) is None:
+        cfg.default_scope = 'mmpsearch'
+    return cfg

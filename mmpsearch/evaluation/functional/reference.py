@@ -138,7 +138,7 @@ def reference_search(sp: dict,
                 if duplicate_gallery == 'dedup' and name2gt[img] is None:
                     name2gt[img] = gt
                 continue
-            name2sim[img] = feats @ qf
+            name2sim[img] = np.einsum('ij,j->i', feats, qf)  # ties stay ties (search.py)
             name2gt[img] = gt
         if cbgm is not None and name2sim:
             sims = np.concatenate(list(name2sim.values()))

@@ -112,13 +112,19 @@ class _ExactSims:
         self.vals = np.zeros(0, np.float64)
 
     def _dots(self, r, c):
-        """Dot products of pairs, one gemv per chunk row (rows come sorted)."""
+        """Dot products of pairs, one pass per chunk row (rows come sorted).
+
+        ``einsum`` reduces every pair alike; a gemv (``A @ q``) sums a row in an order
+        that depends on its position in the call, so identical embeddings would get
+        similarities that differ in the last bit and a tie would be ranked by rounding
+        instead of ``tie_order``."""
         order = np.argsort(r, kind='stable')
         rs, cs = r[order], c[order]
         vals = np.empty(len(r))
         cut = np.r_[0, np.nonzero(rs[1:] != rs[:-1])[0] + 1, len(rs)]
         for a, b in zip(cut[:-1], cut[1:]):
-            vals[order[a:b]] = np.asarray(self.feats[cs[a:b]], np.float64) @ self.q64[rs[a]]
+            vals[order[a:b]] = np.einsum('ij,j->i', np.asarray(self.feats[cs[a:b]], np.float64),
+                                         self.q64[rs[a]])
         return vals
 
     def _lookup(self, key):

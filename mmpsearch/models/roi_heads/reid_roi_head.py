@@ -211,7 +211,16 @@ class ReidRoIHead(BaseModule):
         counts = [b.shape[0] for b in batch_bboxes]
         if sum(counts) == 0:
             return [feats[0].new_zeros((0, self.reid_dim)) for _ in counts]
-        emb = self.reid_embed(feats, bbox2roi([b.float() for b in batch_bboxes]))
+        rois = bbox2roi([b.float() for b in batch_bboxes])
+        # Each distinct RoI is embedded once: a GEMM's result for a row depends on the
+        # row's position in its block, so two identical detections embedded as separate
+        # rows would get embeddings (and similarities) that differ in the last bits, and
+        # a tie would no longer be a tie. (R, 5) -> (U, 5), U <= R.
+        unique, inverse = torch.unique(rois, dim=0, return_inverse=True)
+        if len(unique) < len(rois):
+            emb = self.reid_embed(feats, unique)[inverse]
+        else:
+            emb = self.reid_embed(feats, rois)
         return list(nn.functional.normalize(emb.float(), dim=1).split(counts))
 
     # ------------------------------------------------------------------ loss
