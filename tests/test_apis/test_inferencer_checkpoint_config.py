@@ -86,9 +86,13 @@ def test_inferencer_builds_from_stored_literal_config(tmp_path):
     the model is rebuilt from it and the weights load."""
     from mmpsearch.apis import PersonSearchInferencer
     from mmpsearch.registry import MODELS
+    from mmengine.registry import DefaultScope
     cfg = Config.fromfile(_CONFIG)
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    # the API tests run without a default scope (tests/test_apis/conftest.py): the test's
+    # own reference model is built in mmpsearch's scope, the inferencer enters it itself
+    with DefaultScope.overwrite_default_scope('mmpsearch'):
+        model = MODELS.build(cfg.model)
     path = tmp_path / 'stored_cfg.pth'
     _write_ckpt(path, cfg.pretty_text, model.state_dict())
     inferencer = PersonSearchInferencer(None, str(path), device='cpu', show_progress=False)
