@@ -23,6 +23,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmpsearch.registry import MODELS
+from ..utils.pretrain_transfer import SPNetPretrainedInit, split_transfer_cfg
 
 __all__ = ['SPNet']
 
@@ -101,8 +102,25 @@ class SPNet(BaseDetector):
         The released code deep-copies stage 4 after loading the ImageNet weights, so the
         copies start from the same weights as the trunk (§3.4).
         """
-        super().init_weights()
-        self.roi_head.sync_stage4(self.backbone.stage4_state_dict())
+        # A pre-training checkpoint (init_cfg type 'SPNetPretrained', spnet.md §5) is
+        # loaded last, over the ImageNet trunk and the stage-4 copies; parts it does not
+        # give keep that init.
+        init_cfg, transfers = split_transfer_cfg(self.init_cfg)
+        self.init_cfg = init_cfg
+        try:
+            super().init_weights()
+            self.roi_head.sync_stage4(self.backbone.stage4_state_dict())
+            for cfg in transfers:
+                cfg = {k: v for k, v in cfg.items() if k != 'type'}
+                self.transfer_report = SPNetPretrainedInit(**cfg)(self)
+        finally:
+            self.init_cfg = self._merge_init_cfg(init_cfg, transfers)
+
+    @staticmethod
+    def _merge_init_cfg(rest, transfers):
+        cfgs = ([] if rest is None else rest if isinstance(rest, list) else [rest])
+        cfgs = cfgs + list(transfers)
+        return None if not cfgs else cfgs[0] if len(cfgs) == 1 else cfgs
 
     # ------------------------------------------------------------------ features
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:

@@ -1,0 +1,5 @@
+# Supplement Table 6 "Re-id Only": pre-training with the re-id loss alone (GT boxes), then SPNet-S
+# OC fine-tuning on PRW.
+_base_ = './spnet-s_convnext-t-ocpt_30e_prw.py'
+pretrained = 'work_dirs/spnet-s-ocpt-reid-only_convnext-t_30e_coco-persons/epoch_30.pth'
+model = dict(init_cfg=dict(checkpoint=pretrained))
