@@ -1,0 +1,138 @@
+# Copyright (c) mmpsearch contributors. All rights reserved.
+"""Approximate search with FAISS (the optional ``mmpsearch[index]`` extra).
+
+The FAISS index only proposes a shortlist: its compressed codes (IVF-PQ by default)
+rank roughly, then the shortlist is re-scored exactly in float64 from the stored
+embeddings (:func:`mmpsearch.retrieval.exact.rescore`), so every similarity a hit
+carries is exact and only recall depends on the approximation. FAISS ids are the
+detections' uids, which never change when other detections are removed.
+
+The index file is FAISS's own binary format (``faiss.read_index``), not a pickle.
+"""
+import os
+import os.path as osp
+from typing import Optional
+
+import numpy as np
+
+from .manifest import GalleryIndexError, IndexCorruptError
+
+ANN_FILE = 'ann.faiss'
+
+
+def import_faiss():
+    """``faiss``, or an error that says how to install it."""
+    try:
+        import faiss
+    except ImportError as e:
+        raise ImportError('the approximate backend needs FAISS: pip install '
+                          '"mmpsearch[index]" (or faiss-cpu); the exact backend needs '
+                          'nothing extra') from e
+    return faiss
+
+
+def default_factory(num_rows: int, dim: int) -> str:
+    """An IVF-PQ description sized for ``num_rows`` (about 4·sqrt(N) lists, 16 KiB of
+    training points per list at most; PQ with ``dim / 4`` sub-quantisers of 8 bits)."""
+    nlist = int(max(16, min(65536, 2 ** round(np.log2(4 * np.sqrt(max(num_rows, 1)))))))
+    m = max(1, dim // 4)
+    while dim % m:
+        m -= 1
+    return f'IVF{nlist},PQ{m}'
+
+
+class ApproximateIndex:
+    """A FAISS index over uids with a tunable search breadth.
+
+    Args:
+        index: the FAISS index (IVF* with ids, or wrapped in ``IndexIDMap2``).
+        nprobe (int): inverted lists visited per query (IVF indexes).
+    """
+
+    def __init__(self, index, nprobe: int = 32):
+        self.index = index
+        self.faiss = import_faiss()
+        self.set_nprobe(nprobe)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        ivf = self._ivf()
+        if ivf is not None:
+            ivf.nprobe = int(nprobe)
+
+    def _ivf(self):
+        try:
+            return self.faiss.extract_index_ivf(self.index)
+        except RuntimeError:
+            return None
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @classmethod
+    def train(cls, sample: np.ndarray, factory: str, nprobe: int = 32,
+              seed: int = 0) -> 'ApproximateIndex':
+        """Build an empty index and train it on ``sample`` ((S, D) rows)."""
+        faiss = import_faiss()
+        dim = sample.shape[1]
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        try:
+            faiss.extract_index_ivf(index)
+        except RuntimeError:  # HNSW, flat...: ids through a map
+            index = faiss.IndexIDMap2(index)
+        ivf = None
+        try:
+            ivf = faiss.extract_index_ivf(index)
+            ivf.cp.seed = seed
+        except RuntimeError:
+            pass
+        if not index.is_trained:
+            index.train(np.ascontiguousarray(sample, np.float32))
+        return cls(index, nprobe)
+
+    def add(self, embeddings: np.ndarray, uids: np.ndarray) -> None:
+        self.index.add_with_ids(np.ascontiguousarray(embeddings, np.float32),
+                                np.ascontiguousarray(uids, np.int64))
+
+    def remove(self, uids: np.ndarray) -> int:
+        sel = self.faiss.IDSelectorBatch(np.ascontiguousarray(uids, np.int64))
+        return int(self.index.remove_ids(sel))
+
+    def search(self, queries: np.ndarray, shortlist: int) -> np.ndarray:
+        """(Q, shortlist) uids (-1 where fewer were found)."""
+        _, ids = self.index.search(np.ascontiguousarray(queries, np.float32), int(shortlist))
+        return ids
+
+    def save(self, index_dir: str) -> str:
+        path = osp.join(index_dir, ANN_FILE)
+        tmp = path + '.part'
+        self.faiss.write_index(self.index, tmp)
+        os.replace(tmp, path)
+        return ANN_FILE
+
+    @classmethod
+    def load(cls, index_dir: str, info: dict, dim: int,
+             nprobe: Optional[int] = None) -> 'ApproximateIndex':
+        faiss = import_faiss()
+        path = osp.join(index_dir, info.get('file', ANN_FILE))
+        if not osp.isfile(path):
+            raise IndexCorruptError(f'approximate index file {path} is missing (the '
+                                    'manifest lists it); rebuild it with '
+                                    'tools/index/build.py INDEX --ann or drop --backend')
+        try:
+            index = faiss.read_index(path)
+        except RuntimeError as e:
+            raise IndexCorruptError(f'approximate index file {path} is damaged: '
+                                    f'{str(e).splitlines()[0] if str(e) else e}') from e
+        if index.d != dim:
+            raise IndexCorruptError(f'{path} indexes {index.d}-d vectors, the index holds '
+                                    f'{dim}-d embeddings')
+        return cls(index, nprobe if nprobe is not None else int(info.get('nprobe', 32)))
+
+
+def check_available() -> None:
+    """Raise a :class:`GalleryIndexError` naming the extra when FAISS is missing."""
+    try:
+        import_faiss()
+    except ImportError as e:
+        raise GalleryIndexError(str(e)) from e
