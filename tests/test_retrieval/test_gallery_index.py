@@ -82,7 +82,7 @@ def test_exact_search_is_float64_ranking_with_ties():
         for q in range(len(queries)):
             want_rows, want_sims = _brute(emb, queries[q], 25)
             assert rows[q].tolist() == want_rows.tolist()
-            assert np.array_equal(sims[q], want_sims)
+            assert np.allclose(sims[q], want_sims, rtol=0, atol=1e-14)
 
 
 def test_exact_ranking_equals_person_search_metric(tmp_path):
