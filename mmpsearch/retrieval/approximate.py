@@ -80,10 +80,13 @@ class ApproximateIndex:
             faiss.extract_index_ivf(index)
         except RuntimeError:  # HNSW, flat...: ids through a map
             index = faiss.IndexIDMap2(index)
-        ivf = None
         try:
-            ivf = faiss.extract_index_ivf(index)
+            ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
             ivf.cp.seed = seed
+            # polysemous codes only serve Hamming filtering of L2 searches; training them
+            # costs minutes and nothing here uses them
+            if hasattr(ivf, 'do_polysemous_training'):
+                ivf.do_polysemous_training = False
         except RuntimeError:
             pass
         if not index.is_trained:
