@@ -88,6 +88,9 @@ class PersonSearchInferencer(BaseInferencer):
         from mmpsearch.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         self.det_thresh = det_thresh
+        self.weights_path = weights  # identifies the model to a gallery index
+        self.config_name = osp.basename(model if isinstance(model, str) else
+                                        (getattr(model, 'filename', None) or ''))
         super().__init__(model=model, weights=weights, device=device, scope=scope,
                          show_progress=show_progress)
 
@@ -158,6 +161,11 @@ class PersonSearchInferencer(BaseInferencer):
         Returns:
             Tensor: (D,) L2-normalised embedding.
         """
+        return self._query_forward(query, query_bbox)[0]
+
+    def _query_forward(self, query: ImageType, query_bbox: Sequence[float]):
+        """Query embedding, the data sample of the query image (its detections) and the
+        clipped box."""
         name = query if isinstance(query, str) else 'query'
         if isinstance(query, str):  # decode once: its size checks the box, then it is embedded
             if not osp.isfile(query):
@@ -173,7 +181,7 @@ class PersonSearchInferencer(BaseInferencer):
         emb = sample.query_embeddings
         if emb.shape[0] != 1:
             raise RuntimeError(f'the model returned {emb.shape[0]} query embeddings for one box')
-        return torch.nn.functional.normalize(emb[0].float(), dim=0).cpu()
+        return torch.nn.functional.normalize(emb[0].float(), dim=0).cpu(), sample, box
 
     def __call__(self, gallery, query: ImageType, query_bbox: Sequence[float],
                  topk: int = 10, batch_size: int = 1, out_file: Optional[str] = None,
@@ -198,6 +206,10 @@ class PersonSearchInferencer(BaseInferencer):
             (np.ndarray (D,)), ``num_detections`` (per gallery image), and
             ``visualization`` (RGB array, when ``out_file`` is given).
         """
+        from mmpsearch.retrieval.search_api import is_index
+        if is_index(gallery):  # a gallery index built by tools/index/build.py
+            return self.search_index(gallery, query, query_bbox, topk=topk,
+                                     out_file=out_file, tile_height=tile_height)
         images = self._gallery_list(gallery)
         if gallery_gt is not None and len(gallery_gt) != len(images):
             raise ValueError(f'gallery_gt has {len(gallery_gt)} entries for {len(images)} '
@@ -219,6 +231,14 @@ class PersonSearchInferencer(BaseInferencer):
             result['visualization'] = self.visualize(query, query_bbox, images, result,
                                                      out_file, tile_height)
         return result
+
+    def search_index(self, index, query: ImageType, query_bbox: Sequence[float],
+                     topk: int = 10, **kwargs) -> dict:
+        """Search a gallery index (a :class:`GalleryIndex` or its folder); see
+        :func:`mmpsearch.retrieval.search_api.search_index` for the options (backend,
+        threshold, CBGM, picture) and the result."""
+        from mmpsearch.retrieval.search_api import search_index
+        return search_index(self, index, query, query_bbox, topk=topk, **kwargs)
 
     def postprocess(self, preds, query_embedding, topk, images, gallery_gt=None) -> dict:
         """Rank every detection above ``det_thresh`` by cosine similarity to the query."""

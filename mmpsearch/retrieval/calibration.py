@@ -10,8 +10,8 @@ queries this gives a precision/recall curve of the rule "show hits with similari
 * recall(t) = correct hits ``>= t`` / correct hits the top-k could hold (per query
   ``min(k, gallery detections of its identity)``).
 
-The calibrated threshold is the lowest ``t`` whose precision reaches the target (the
-largest recall at that precision). Queries whose identity is absent from the gallery add
+The calibrated threshold is the lowest similarity of a correct hit at which the
+precision reaches the target (the largest recall at that precision). Queries whose identity is absent from the gallery add
 only wrong hits: they are what the threshold learns to refuse, so a labelled split with
 some absent identities (the synthetic and real test splits have them) calibrates the
 "not present" answer directly.
@@ -149,7 +149,11 @@ def calibrate_threshold(similarities: np.ndarray, correct: np.ndarray, num_posit
     precision = tp / (last + 1)
     recall = tp / max(int(num_positives), 1)
     thresholds = sims[last]
-    ok = np.nonzero(precision >= target_precision)[0]
+    # candidate thresholds: similarities of correct hits (a threshold between two wrong
+    # hits only admits more wrong ones)
+    starts = np.r_[0, last[:-1] + 1]
+    has_correct = np.maximum.reduceat(good, starts)
+    ok = np.nonzero((precision >= target_precision) & has_correct)[0]
     if len(ok) == 0:
         raise ValueError(f'no threshold reaches precision {target_precision} on this split '
                          f'(best {precision.max():.3f}); ask for a lower target')
@@ -158,3 +162,93 @@ def calibrate_threshold(similarities: np.ndarray, correct: np.ndarray, num_posit
                                 float(precision[i]), float(recall[i]), int(num_queries),
                                 int(len(sims)), int(topk), source, thresholds.tolist(),
                                 precision.tolist(), recall.tolist())
+
+
+def _label_detections(det_boxes: np.ndarray, gt_boxes: np.ndarray,
+                      gt_ids: np.ndarray, iou_thr: float = 0.5) -> np.ndarray:
+    """Identity of each detection: that of the annotated box it overlaps most (IoU >=
+    ``iou_thr``), else -1 (unlabelled person or false detection)."""
+    from mmpsearch.evaluation.functional.iou import pairwise_iou
+    out = np.full(len(det_boxes), -1, np.int64)
+    if len(det_boxes) and len(gt_boxes):
+        iou = pairwise_iou(np.asarray(det_boxes, np.float64).reshape(-1, 4),
+                           np.asarray(gt_boxes, np.float64).reshape(-1, 4))
+        best = iou.argmax(axis=1)
+        ok = iou[np.arange(len(best)), best] >= iou_thr
+        out[ok] = np.asarray(gt_ids)[best[ok]]
+    return out
+
+
+def split_from_dump(dump: dict, search_protocol: dict, score_thr: float = 0.5,
+                    source: str = '') -> tuple:
+    """Labelled queries and gallery detections of a test split's results dump.
+
+    Returns:
+        tuple: ``(query_feats, query_ids, query_groups, gallery_feats, gallery_ids,
+        gallery_groups)`` for :func:`pair_labels` (groups are image indices).
+    """
+    from mmpsearch.evaluation import assemble_predictions
+    sp = search_protocol
+    preds = assemble_predictions(dump['records'], sp, source)
+    dets = preds.dets.above(score_thr)
+    offs = np.asarray(sp['gt_offsets'], np.int64)
+    gt_boxes = np.asarray(sp['gt_bboxes'], np.float64)
+    gt_ids = np.asarray(sp['gt_person_ids'], np.int64)
+    gids = np.concatenate([
+        _label_detections(dets.bboxes[dets.offsets[i]:dets.offsets[i + 1]],
+                          gt_boxes[offs[i]:offs[i + 1]], gt_ids[offs[i]:offs[i + 1]])
+        for i in range(dets.num_images)
+    ]) if dets.num_images else np.zeros(0, np.int64)
+    known = np.asarray(preds.query_known, bool)
+    return (preds.query_feats[known], np.asarray(sp['query_person_ids'])[known],
+            np.asarray(sp['query_image_idx'])[known], dets.feats, gids, dets.image_index())
+
+
+def split_from_images(inferencer, items: Sequence[dict], score_thr: float = 0.5) -> tuple:
+    """Labelled queries and gallery detections of your own annotated images.
+
+    Args:
+        inferencer (PersonSearchInferencer): the index's model.
+        items (Sequence[dict]): per image ``image`` (path), ``boxes`` (xyxy list) and
+            ``ids`` (an identity per box; the same identity in several images).
+        score_thr (float): detections scoring below are left out.
+
+    Every annotated box is a query; the gallery is every detection of every image,
+    labelled by the annotated box it overlaps (IoU >= 0.5).
+    """
+    import os.path as osp
+    import mmcv
+    qf, qid, qg, gf, gid, gg = [], [], [], [], [], []
+    for i, item in enumerate(items):
+        path = item['image']
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'labelled image not found: {path}')
+        img = mmcv.imread(path)
+        if img is None:
+            raise OSError(f'cannot decode labelled image {path}')
+        boxes = np.asarray(item['boxes'], np.float64).reshape(-1, 4)
+        ids = np.asarray(item['ids'], np.int64)
+        if len(ids) != len(boxes):
+            raise ValueError(f'{path}: {len(boxes)} boxes but {len(ids)} ids')
+        sample = None
+        for box, ident in zip(boxes, ids):
+            emb, sample, _ = inferencer._query_forward(img, box.tolist())
+            qf.append(emb.numpy())
+            qid.append(int(ident))
+            qg.append(i)
+        if sample is None:
+            from mmengine.dataset import pseudo_collate
+            sample = inferencer.forward(pseudo_collate([inferencer._load_item(img, path)]))[0]
+        pred = sample.pred_instances
+        keep = (pred.scores >= score_thr).cpu().numpy()
+        emb = pred.embeddings.float().cpu().numpy()[keep]
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        det_boxes = pred.bboxes.float().cpu().numpy()[keep]
+        gf.append(emb)
+        gid.append(_label_detections(det_boxes, boxes, ids))
+        gg.append(np.full(len(emb), i))
+    dim = len(qf[0]) if qf else 0
+    return (np.stack(qf) if qf else np.zeros((0, dim)), np.asarray(qid, np.int64),
+            np.asarray(qg), np.concatenate(gf) if gf else np.zeros((0, dim)),
+            np.concatenate(gid) if gid else np.zeros(0, np.int64),
+            np.concatenate(gg) if gg else np.zeros(0, np.int64))

@@ -231,7 +231,7 @@ class GalleryIndex:
     def add(self, embeddings: np.ndarray, sources: Union[str, Sequence[str]],
             frames: Optional[Sequence[int]] = None, times: Optional[Sequence[float]] = None,
             boxes: Optional[np.ndarray] = None, scores: Optional[Sequence[float]] = None,
-            coverage: Optional[Iterable[Sequence]] = None) -> int:
+            coverage: Optional[Iterable[Sequence]] = None, commit: bool = True) -> int:
         """Append detections as one new shard (committed atomically).
 
         Args:
@@ -243,6 +243,8 @@ class GalleryIndex:
             coverage (Iterable, optional): ``(source, start, stop, step)`` frame ranges
                 this batch indexed, including frames without detections; a resumed
                 build skips them (:meth:`covered`).
+            commit (bool): save the manifest now; False lets several shards become
+                visible together with the next committed ``add``.
 
         Returns:
             int: rows added.
@@ -279,7 +281,8 @@ class GalleryIndex:
                            emb.astype(self.manifest.dtype), meta, table, cov)
         self.manifest.shards.append(info)
         self.manifest.next_uid += n
-        save_manifest(self.path, self.manifest)
+        if commit:
+            save_manifest(self.path, self.manifest)
         self.shards.append(open_shard(self.path, info, self.dim, self.manifest.dtype))
         self._reset_caches()
         return n
