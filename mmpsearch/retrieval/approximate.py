@@ -32,13 +32,19 @@ def import_faiss():
 
 
 def default_factory(num_rows: int, dim: int) -> str:
-    """An IVF-PQ description sized for ``num_rows`` (about 4·sqrt(N) lists, 16 KiB of
-    training points per list at most; PQ with ``dim / 4`` sub-quantisers of 8 bits)."""
-    nlist = int(max(16, min(65536, 2 ** round(np.log2(4 * np.sqrt(max(num_rows, 1)))))))
+    """An IVF-PQ description sized for ``num_rows``.
+
+    About ``1.3 sqrt(N)`` inverted lists (a power of two, 4096 at 10M rows); from 1024
+    lists on, the lists are found with an HNSW graph over their centroids (assigning
+    10M rows to 4096 centroids by brute force costs minutes on two cores); product
+    quantisation with ``dim / 4`` sub-quantisers of 8 bits (32 bytes per 128-d row).
+    """
+    nlist = int(max(16, min(65536, 2 ** round(np.log2(1.3 * np.sqrt(max(num_rows, 1)))))))
     m = max(1, dim // 4)
     while dim % m:
         m -= 1
-    return f'IVF{nlist},PQ{m}'
+    quantiser = '_HNSW32' if nlist >= 1024 else ''
+    return f'IVF{nlist}{quantiser},PQ{m}'
 
 
 class ApproximateIndex:
@@ -58,6 +64,9 @@ class ApproximateIndex:
         ivf = self._ivf()
         if ivf is not None:
             ivf.nprobe = int(nprobe)
+            quantiser = self.faiss.downcast_index(ivf.quantizer)
+            if hasattr(quantiser, 'hnsw'):  # the graph must return nprobe lists
+                quantiser.hnsw.efSearch = max(2 * int(nprobe), 64)
 
     def _ivf(self):
         try:
@@ -70,8 +79,8 @@ class ApproximateIndex:
         return int(self.index.ntotal)
 
     @classmethod
-    def train(cls, sample: np.ndarray, factory: str, nprobe: int = 32,
-              seed: int = 0) -> 'ApproximateIndex':
+    def train(cls, sample: np.ndarray, factory: str, nprobe: int = 32, seed: int = 0,
+              niter: int = 10) -> 'ApproximateIndex':
         """Build an empty index and train it on ``sample`` ((S, D) rows)."""
         faiss = import_faiss()
         dim = sample.shape[1]
@@ -83,6 +92,7 @@ class ApproximateIndex:
         try:
             ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
             ivf.cp.seed = seed
+            ivf.cp.niter = niter  # k-means iterations of the coarse quantiser
             # polysemous codes only serve Hamming filtering of L2 searches; training them
             # costs minutes and nothing here uses them
             if hasattr(ivf, 'do_polysemous_training'):
