@@ -231,3 +231,23 @@ def test_build_from_a_results_dump(footage, tmp_path):
     hit = idx.search(case.det_feats[i][j], topk=1)[0].hits[0]
     assert hit.source == case.search_protocol['image_ids'][i]
     assert np.allclose(hit.box, case.det_bboxes[i][j])
+
+
+def test_two_process_build_equals_one_process(footage, tmp_path):
+    index = str(tmp_path / 'dist.index')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([_REPO, _HERE]), OMP_NUM_THREADS='1',
+               PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
+    proc = subprocess.run(['bash', osp.join(_REPO, 'tools', 'index', 'dist_build.sh'),
+                           footage['cfg'], footage['ckpt'], '2', '--gallery', footage['video'],
+                           '--out', index, '--frame-step', '2', '--shard-frames', '3',
+                           '--no-progress'], cwd=_REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dist, single = GalleryIndex.open(index, verify=True), GalleryIndex.open(footage['index'])
+    assert not osp.exists(osp.join(index, 'parts'))
+    assert len(dist) == len(single)
+    rows = np.arange(len(single))
+    strip = [{k: v for k, v in r.items() if k != 'uid'} for r in dist.records(rows)]
+    assert strip == [{k: v for k, v in r.items() if k != 'uid'} for r in single.records(rows)]
+    assert np.array_equal(dist.embeddings(rows), single.embeddings(rows))
+    assert dist.covered() == single.covered()

@@ -127,10 +127,14 @@ def main(argv=None):
 
 def _dist_build(args, frames, detect, dim, ident, notes):
     """Each rank indexes its share into INDEX/parts/rank<r>; rank 0 merges them."""
+    import torch
     from mmengine.dist import barrier, get_dist_info, init_dist
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    init_dist(args.launcher, backend='gloo')
+    if torch.cuda.is_available():
+        init_dist(args.launcher, backend='gloo')
+    else:  # mmengine's pytorch launcher selects a CUDA device first; CPU builds have none
+        torch.distributed.init_process_group(backend='gloo')
     rank, world = get_dist_info()
     if rank == 0:
         GalleryIndex.create(args.out, dim, dtype=args.dtype, exist_ok=True, **ident, **notes)
@@ -149,8 +153,8 @@ def _dist_build(args, frames, detect, dim, ident, notes):
     index = GalleryIndex.open(args.out)
     merged = merge_parts(index, frames)
     barrier()
-    return dict(frames=len(frames), skipped=len(frames) - stats['indexed'] * world,
-                indexed_rank0=stats['indexed'], detections=merged, world_size=world)
+    return dict(frames=len(frames), indexed_rank0=stats['indexed'], detections=merged,
+                world_size=world)
 
 
 if __name__ == '__main__':
