@@ -14,7 +14,7 @@ so the merged index holds exactly the rows, in the same order, as a one-process 
 import os
 import os.path as osp
 import shutil
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 

@@ -11,13 +11,13 @@ queries this gives a precision/recall curve of the rule "show hits with similari
   ``min(k, gallery detections of its identity)``).
 
 The calibrated threshold is the lowest similarity of a correct hit at which the
-precision reaches the target (the largest recall at that precision). Queries whose identity is absent from the gallery add
-only wrong hits: they are what the threshold learns to refuse, so a labelled split with
-some absent identities (the synthetic and real test splits have them) calibrates the
-"not present" answer directly.
+precision reaches the target (the largest recall at that precision). Queries whose
+identity is absent from the gallery add only wrong hits: they are what the threshold
+learns to refuse, so a labelled split with some absent identities (the synthetic and
+real test splits have them) calibrates the "not present" answer directly.
 """
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
