@@ -75,6 +75,12 @@ class ApproximateIndex:
             return None
 
     @property
+    def nlist(self) -> int:
+        """Inverted lists (0 for an index without)."""
+        ivf = self._ivf()
+        return int(ivf.nlist) if ivf is not None else 0
+
+    @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 

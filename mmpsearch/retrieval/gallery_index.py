@@ -344,7 +344,7 @@ class GalleryIndex:
         save_manifest(self.path, self.manifest)
 
     # ------------------------------------------------------------------ approximate
-    def build_approximate(self, factory: Optional[str] = None, nprobe: int = 32,
+    def build_approximate(self, factory: Optional[str] = None, nprobe: Optional[int] = None,
                           train_size: int = 200_000, seed: int = 0,
                           block_rows: int = 1 << 18) -> dict:
         """Train and fill a FAISS index over all detections (replaces any previous one).
@@ -352,7 +352,9 @@ class GalleryIndex:
         Args:
             factory (str, optional): FAISS index description (default
                 :func:`approximate.default_factory`: IVF-PQ sized for the gallery).
-            nprobe (int): default lists visited per query.
+            nprobe (int, optional): default lists visited per query (default: a quarter
+                of the lists, at least 32: recall@10 about 0.95 on the clustered data of
+                ``tools/analysis_tools/benchmark_index.py``; lower it for speed).
             train_size (int): rows sampled (evenly) for training.
             seed (int): k-means seed.
             block_rows (int): rows added per call.
@@ -367,7 +369,11 @@ class GalleryIndex:
                                     'empty gallery')
         factory = factory or default_factory(n, self.dim)
         sample_rows = np.unique(np.linspace(0, n - 1, min(n, train_size)).astype(np.int64))
-        ann = ApproximateIndex.train(self.store.gather(sample_rows), factory, nprobe, seed)
+        ann = ApproximateIndex.train(self.store.gather(sample_rows), factory, 32, seed)
+        if nprobe is None:
+            nlist = ann.nlist
+            nprobe = max(32, nlist // 4) if nlist else 32
+        ann.set_nprobe(nprobe)
         uids = self.uids()
         for start, block in self.store.iter_blocks(block_rows):
             ann.add(block, uids[start:start + len(block)])
@@ -450,7 +456,7 @@ class GalleryIndex:
             queries (np.ndarray): (Q, D) or (D,) query embeddings.
             topk (int): rows per query.
             backend (str): ``'exact'`` or ``'approximate'`` (FAISS shortlist of
-                ``shortlist`` uids, default ``max(10 * topk, 100)``, re-scored exactly).
+                ``shortlist`` uids, default ``max(20 * topk, 200)``, re-scored exactly).
             shortlist (int, optional): approximate shortlist size.
             nprobe (int, optional): approximate lists visited per query.
         """
@@ -460,7 +466,7 @@ class GalleryIndex:
         if backend == 'exact':
             return exact_search(self.store, q, topk)
         ann = self.approximate(nprobe)
-        shortlist = int(shortlist or max(10 * topk, 100))
+        shortlist = int(shortlist or max(20 * topk, 200))
         uids = self.uids()
         found = ann.search(q, shortlist)
         cand = []

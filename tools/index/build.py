@@ -54,7 +54,9 @@ def parse_args(argv=None):
     p.add_argument('--ann', nargs='?', const='default', default=None, metavar='FACTORY',
                    help='also build an approximate FAISS index (default IVF-PQ sized for '
                    'the gallery, or a FAISS factory string such as HNSW32)')
-    p.add_argument('--nprobe', type=int, default=32, help='IVF lists visited per query')
+    p.add_argument('--nprobe', type=int, default=None,
+                   help='IVF lists visited per query (default: a quarter of the lists, '
+                   '>= 32; query.py --nprobe overrides it)')
     p.add_argument('--device', default=None, help='cpu / cuda (default: available)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default='none',

@@ -39,8 +39,8 @@ def parse_args(argv=None):
     p.add_argument('--cbgm-k2', type=int, default=3)
     p.add_argument('--nprobe', type=int, default=None, help='approximate: IVF lists visited')
     p.add_argument('--shortlist', type=int, default=None,
-                   help='approximate: candidates re-scored exactly (default 10 x topk, '
-                   '>= 100)')
+                   help='approximate: candidates re-scored exactly (default 20 x topk, '
+                   '>= 200)')
     p.add_argument('--out', default=None, help='draw the query and its hits into a picture')
     p.add_argument('--image-root', default=None,
                    help='folder of the images of an index built from a results dump')
