@@ -127,6 +127,8 @@ fi
 "${PIP[@]}" --no-deps "mmdet==$MMDET_VERSION" "mmpretrain==$MMPRETRAIN_VERSION"
 "${PIP[@]}" pycocotools==2.0.11 scipy==1.17.1 shapely==2.2.0 six terminaltables==3.1.10 tqdm \
   einops==0.8.2 importlib-metadata mat4py==0.6.0 modelindex==0.0.2 pytest==9.2.0
+# the gallery index's approximate backend (the mmpsearch[index] extra; its tests need it)
+"${PIP[@]}" faiss-cpu==1.15.1
 # openmim pins an old setuptools in its metadata: install it without deps, then its light deps.
 "${PIP[@]}" --no-deps openmim==0.3.9
 "${PIP[@]}" click colorama model-index pandas requests tabulate rich

@@ -123,6 +123,9 @@ class PersonSearchInferencer(BaseInferencer):
         from mmpsearch.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         self.det_thresh = det_thresh
+        self.weights_path = weights  # identifies the model to a gallery index
+        self.config_name = osp.basename(model if isinstance(model, str) else
+                                        (getattr(model, 'filename', None) or ''))
         scope = scope or 'mmpsearch'
         # mmengine's BaseInferencer builds from its root registries, which resolve
         # through the *current* default scope: enter ours around the build (mmdet's
@@ -232,9 +235,11 @@ class PersonSearchInferencer(BaseInferencer):
             Tensor: (D,) L2-normalised embedding.
         """
         with self._scope():
-            return self._embed_query(query, query_bbox)
+            return self._query_forward(query, query_bbox)[0]
 
-    def _embed_query(self, query: ImageType, query_bbox: Sequence[float]) -> torch.Tensor:
+    def _query_forward(self, query: ImageType, query_bbox: Sequence[float]):
+        """Query embedding, the data sample of the query image (its detections) and the
+        clipped box."""
         name = query if isinstance(query, str) else 'query'
         if isinstance(query, str):  # decode once: its size checks the box, then it is embedded
             if not osp.isfile(query):
@@ -250,7 +255,7 @@ class PersonSearchInferencer(BaseInferencer):
         emb = sample.query_embeddings
         if emb.shape[0] != 1:
             raise RuntimeError(f'the model returned {emb.shape[0]} query embeddings for one box')
-        return torch.nn.functional.normalize(emb[0].float(), dim=0).cpu()
+        return torch.nn.functional.normalize(emb[0].float(), dim=0).cpu(), sample, box
 
     def __call__(self, gallery, query: ImageType, query_bbox: Sequence[float],
                  topk: int = 10, batch_size: int = 1, out_file: Optional[str] = None,
@@ -275,7 +280,11 @@ class PersonSearchInferencer(BaseInferencer):
             (np.ndarray (D,)), ``num_detections`` (per gallery image), and
             ``visualization`` (RGB array, when ``out_file`` is given).
         """
+        from mmpsearch.retrieval.search_api import is_index
         with self._scope():
+            if is_index(gallery):  # a gallery index built by tools/index/build.py
+                return self.search_index(gallery, query, query_bbox, topk=topk,
+                                         out_file=out_file, tile_height=tile_height)
             return self._search(gallery, query, query_bbox, topk, batch_size, out_file,
                                 gallery_gt, tile_height)
 
@@ -285,7 +294,7 @@ class PersonSearchInferencer(BaseInferencer):
         if gallery_gt is not None and len(gallery_gt) != len(images):
             raise ValueError(f'gallery_gt has {len(gallery_gt)} entries for {len(images)} '
                              'gallery images')
-        q = self._embed_query(query, query_bbox)
+        q = self._query_forward(query, query_bbox)[0]
         names = [osp.basename(g) if isinstance(g, str) else f'array_{i}'
                  for i, g in enumerate(images)]
         preds = []
@@ -302,6 +311,14 @@ class PersonSearchInferencer(BaseInferencer):
             result['visualization'] = self.visualize(query, query_bbox, images, result,
                                                      out_file, tile_height)
         return result
+
+    def search_index(self, index, query: ImageType, query_bbox: Sequence[float],
+                     topk: int = 10, **kwargs) -> dict:
+        """Search a gallery index (a :class:`GalleryIndex` or its folder); see
+        :func:`mmpsearch.retrieval.search_api.search_index` for the options (backend,
+        threshold, CBGM, picture) and the result."""
+        from mmpsearch.retrieval.search_api import search_index
+        return search_index(self, index, query, query_bbox, topk=topk, **kwargs)
 
     def postprocess(self, preds, query_embedding, topk, images, gallery_gt=None) -> dict:
         """Rank every detection above ``det_thresh`` by cosine similarity to the query."""
