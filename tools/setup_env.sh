@@ -169,8 +169,25 @@ else
     fi
     tmp=$(mktemp -d)
     build_start=$(date +%s)
+    source_spec="mmcv==$MMCV_VERSION"
+    # torch >= 2.14's headers need C++20 (ATen.h: "#error C++20 or later compatible compiler
+    # is required to use ATen"), but mmcv 2.1.0's setup.py passes -std=c++17 to both the C++
+    # compiler and nvcc. Build from the sdist with that one flag raised to C++20; older torch
+    # (2.13, the CPU default) builds the registry's sdist unchanged.
+    if "$PY" -c 'import sys, torch; from torch.torch_version import TorchVersion as V; sys.exit(V(torch.__version__) < "2.14")'; then
+      log "patching mmcv $MMCV_VERSION's setup.py for C++20 (torch $("$PY" -c 'import torch; print(torch.__version__)'))"
+      "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
+        --no-build-isolation "mmcv==$MMCV_VERSION" -d "$tmp/sdist" 2>&1 \
+        | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+      tar -xzf "$tmp/sdist/mmcv-$MMCV_VERSION.tar.gz" -C "$tmp/sdist"
+      source_spec="$tmp/sdist/mmcv-$MMCV_VERSION"
+      sed -i "s/'-std=c++17'/'-std=c++20'/g" "$source_spec/setup.py"
+      if grep -q "'-std=c++17'" "$source_spec/setup.py" || ! grep -q "'-std=c++20'" "$source_spec/setup.py"; then
+        echo "setup_env.sh: could not raise mmcv's -std=c++17 to c++20 in $source_spec/setup.py" >&2; exit 1
+      fi
+    fi
     build_cmd=(env -u FORCE_CUDA "${build_env[@]}" "$PY" -m pip wheel --disable-pip-version-check
-      --no-build-isolation --no-deps --no-binary mmcv "mmcv==$MMCV_VERSION" -w "$tmp")
+      --no-build-isolation --no-deps --no-binary mmcv "$source_spec" -w "$tmp")
     if [ -n "${MMCV_BUILD_LOG:-}" ]; then
       log "compiler output: $MMCV_BUILD_LOG"
       set +e
