@@ -29,6 +29,10 @@
 #   CUDA_HOME     the toolkit; default: the folder nvcc really runs from (nvcc may be a
 #                 wrapper in /usr/local/bin, and torch's own guess then fails to link -lcudart)
 #   MMCV_BUILD_LOG=FILE  keep the compiler's full output there, each line timestamped
+# A toolkit without the cuSPARSE/cuBLAS headers torch's CUDA headers include (nvcc + cudart
+# only) is completed from the nvidia-* wheels installed with the CUDA torch (via CPATH).
+# torch >= 2.14 needs C++20: mmcv 2.1.0's setup.py is then built from its sdist with its
+# -std=c++17 raised to c++20 (docs/get_started.md, "GPU machine").
 set -euo pipefail
 
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
@@ -55,7 +59,7 @@ while [ $# -gt 0 ]; do
     --wheels) WHEELS=$2; shift 2 ;;
     --dev) DEV=1; shift ;;
     --cuda) TORCH_CUDA=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) echo "setup_env.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -164,6 +168,26 @@ else
       arch=${TORCH_CUDA_ARCH_LIST:-$arch}
       log "building mmcv $MMCV_VERSION with CUDA ops for arch '$arch' (torch CUDA $torch_cuda, CUDA_HOME=$cuda_home, MAX_JOBS=${build_env[3]#MAX_JOBS=}); about an hour on 2 cores"
       build_env+=(FORCE_CUDA=1 "TORCH_CUDA_ARCH_LIST=$arch" "CUDA_HOME=$cuda_home" "PATH=$cuda_home/bin:$PATH")
+      # torch's ATen/cuda/CUDAContext.h includes cuSPARSE/cuBLAS/cuSOLVER headers. A minimal
+      # toolkit (nvcc + cudart only, as on the project's build machines) lacks them; the
+      # nvidia-* wheels that came with the CUDA torch ship them (nvidia/cu13/include, or
+      # nvidia/<lib>/include for CUDA 12): put those folders on the compilers' CPATH.
+      if [ ! -f "$cuda_home/include/cusparse.h" ] || [ ! -f "$cuda_home/include/cublas_v2.h" ]; then
+        wheel_inc=$("$PY" - <<'PY'
+import glob, os, sysconfig
+roots = {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']}
+heads = ('cusparse.h', 'cublas_v2.h', 'cublasLt.h', 'cusolverDn.h')
+print(':'.join(sorted({os.path.dirname(p) for r in roots for h in heads
+                       for p in glob.glob(os.path.join(r, 'nvidia', '*', 'include', h))})))
+PY
+)
+        if [ -z "$wheel_inc" ]; then
+          echo "setup_env.sh: $cuda_home has no cusparse.h/cublas_v2.h and torch's nvidia-* wheels" \
+            "ship none either; install the CUDA toolkit's math-library headers" >&2; exit 1
+        fi
+        log "math-library headers from torch's nvidia-* wheels: $wheel_inc"
+        build_env+=("CPATH=$wheel_inc${CPATH:+:$CPATH}")
+      fi
     else
       log "building mmcv $MMCV_VERSION with CPU ops (about 9 minutes on 2 cores)"
     fi
