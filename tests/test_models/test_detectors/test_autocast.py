@@ -108,6 +108,15 @@ def _record_conv_dtypes(module):
     return seen
 
 
+def _check_unit_embeddings(out):
+    """GT-box and query-box embeddings of a prediction: finite, unit length."""
+    for key in ('gt_embeddings', 'query_embeddings'):
+        emb = out.get(key)
+        assert emb is not None and emb.shape[0] > 0 and torch.isfinite(emb).all(), key
+        torch.testing.assert_close(emb.float().norm(dim=1), torch.ones(emb.shape[0]),
+                                   atol=1e-2, rtol=0)
+
+
 def _memories(model):
     loss = [m for m in model.modules() if isinstance(m, OIMLoss)]
     assert len(loss) == 1
@@ -156,6 +165,14 @@ def test_spnet_quickstart_training_steps_under_autocast(amp_dtype):
         torch.testing.assert_close(oim.lut[[0, 1, 2]].norm(dim=1), torch.ones(3))
     assert int(oim.queue_ptr) > 0  # the unlabelled person went to the queue
     assert trunk_dtypes and set(trunk_dtypes) == {amp_dtype}  # autocast was in effect
+    model.eval()
+    data = model.data_preprocessor(
+        dict(inputs=inputs[:1], data_samples=[_spnet_sample('c', size, (1, 2), (0, -1),
+                                                            (True, False))]), training=False)
+    with torch.no_grad(), torch.autocast(device_type='cpu', dtype=amp_dtype):
+        out = model(**data, mode='predict')[0]
+    _check_unit_embeddings(out)
+    assert out.pred_instances.bboxes.dtype == torch.float32
 
 
 @pytest.mark.parametrize('amp_dtype', AMP_DTYPES)
@@ -199,8 +216,4 @@ def test_oimnetppp_training_step_under_autocast(amp_dtype):
     model.eval()
     with torch.no_grad(), torch.autocast(device_type='cpu', dtype=amp_dtype):
         out = model.predict(torch.randn(1, 3, 64, 96), _oimnet_samples(1))[0]
-    for key in ('gt_embeddings', 'query_embeddings'):
-        emb = out.get(key)
-        assert torch.isfinite(emb).all(), key
-        torch.testing.assert_close(emb.float().norm(dim=1), torch.ones(emb.shape[0]),
-                                   atol=1e-2, rtol=0)
+    _check_unit_embeddings(out)
