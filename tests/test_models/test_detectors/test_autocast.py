@@ -182,19 +182,19 @@ def test_oimnetppp_training_step_under_autocast(amp_dtype):
     cfg = Config.fromfile(OIMNETPPP).model
     cfg.backbone.init_cfg = None  # no download in tests
     cfg.roi_head.shared_head.init_cfg = None
-    # ResNet-18 instead of 50 and 7x7 RoIs: reduced-precision convolutions run ~15x slower
-    # than float32 on CPUs without native bf16/fp16; the code paths are the same.
+    # ResNet-18 instead of 50, 4x4 RoIs and few of them: reduced-precision convolutions run
+    # ~15x slower than float32 on CPUs without native bf16/fp16; the code paths are the same.
     cfg.backbone.depth = 18
     cfg.rpn_head.update(in_channels=256, feat_channels=64)
     cfg.roi_head.shared_head.depth = 18
     cfg.roi_head.bbox_roi_extractor.update(out_channels=256)
-    cfg.roi_head.bbox_roi_extractor.roi_layer.output_size = 7
+    cfg.roi_head.bbox_roi_extractor.roi_layer.output_size = 4
     cfg.roi_head.bbox_head.in_channels = 512
     cfg.roi_head.reid_head.in_channels = 512
     cfg.roi_head.reid_loss.update(num_person_ids=4, queue_size=8)
-    cfg.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=20)
-    cfg.train_cfg.rcnn.sampler.num = 8
-    cfg.test_cfg.rpn.update(nms_pre=100, max_per_img=10)
+    cfg.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=8)
+    cfg.train_cfg.rcnn.sampler.num = 4
+    cfg.test_cfg.rpn.update(nms_pre=100, max_per_img=4)
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     model.init_weights()
