@@ -137,7 +137,14 @@ torch_cuda=$("$PY" -c 'import torch; print(torch.version.cuda or "")')
 cuda_home=""
 if [ -n "$torch_cuda" ]; then cuda_home=$(find_cuda_home); fi
 want_cuda_ops=0
-if [ -n "$cuda_home" ] && [ -x "$cuda_home/bin/nvcc" ]; then want_cuda_ops=1; fi
+if [ -n "$cuda_home" ] && [ -x "$cuda_home/bin/nvcc" ]; then
+  want_cuda_ops=1
+elif [ -n "$torch_cuda" ] && [ -n "${CUDA_HOME:-}" ]; then
+  echo "setup_env.sh: CUDA_HOME=$CUDA_HOME has no bin/nvcc" >&2; exit 1
+elif [ "$TORCH_CUDA" = 1 ]; then
+  echo "setup_env.sh: --cuda needs nvcc (a CUDA toolkit on PATH, or CUDA_HOME) to compile" \
+    "mmcv's CUDA ops" >&2; exit 1
+fi
 mmcv_ok() {
   "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null || return 1
   if [ "$want_cuda_ops" = 1 ]; then  # a CPU-ops mmcv is not enough on a CUDA torch
