@@ -32,7 +32,9 @@ model = dict(
         style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     rpn_head=dict(
-        type='mmdet.RPNHead',
+        # mmdet's RPNHead with its loss and proposals in float32 under AMP (anchors and NMS
+        # boxes would otherwise be float16/bfloat16; models/dense_heads/float32_rpn_head.py).
+        type='Float32RPNHead',
         in_channels=1024,
         feat_channels=1024,
         anchor_generator=dict(

@@ -84,13 +84,15 @@ class BucketGrid:
 
         The error bound assumes a true float32 GEMM, so a lower global matmul precision
         (``torch.set_float32_matmul_precision('medium')`` may use bfloat16) is lifted for
-        the call.
+        the call, and so is a CPU autocast context the caller may be in (it would run
+        ``mm`` in bfloat16/float16).
         """
         prec = torch.get_float32_matmul_precision()
         try:
             if prec != 'highest':
                 torch.set_float32_matmul_precision('highest')
-            return torch.mm(q_aug, g_aug_t).numpy()
+            with torch.autocast(device_type='cpu', enabled=False):
+                return torch.mm(q_aug.float(), g_aug_t.float()).numpy()
         finally:
             if prec != 'highest':
                 torch.set_float32_matmul_precision(prec)

@@ -127,10 +127,14 @@ class SwapPathHead(SwapPathQCMixin, BaseModule):
         return torch.cat(outs, dim=1)
 
     def anchors(self, feats: Sequence[Tensor], batch_input_shape) -> Tensor:
-        """All anchors of the (padded) batch input, (K, 4) xyxy."""
+        """All anchors of the (padded) batch input, (K, 4) xyxy, float32.
+
+        float32 whatever the maps' dtype: under AMP the maps are float16/bfloat16, in which
+        a corner near x = 1500 could only move in steps of 1 px (float16) or 8 px (bfloat16).
+        """
         sizes = [f.shape[-2:] for f in feats]
         return torch.cat(self.prior_generator.grid_priors(
-            sizes, dtype=feats[0].dtype, device=feats[0].device,
+            sizes, dtype=torch.float32, device=feats[0].device,
             pad_shape=tuple(batch_input_shape)))
 
     def decode(self, priors: Tensor, deltas: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmpsearch.registry import MODELS
+from ..layers.roi_pooling import extract_rois
 from ..necks.proto_norm import (convert_batchnorm_to_protonorm, prototype_keys,
                                 prototype_keys_of)
 
@@ -97,7 +98,8 @@ class OIMNetRoIHead(StandardRoIHead):
         Returns:
             dict: ``cls_score`` (R, 2), ``bbox_pred`` (R, 4), ``embeddings`` (R, D).
         """
-        feats = self.bbox_roi_extractor(x[:self.bbox_roi_extractor.num_inputs], rois)
+        feats = extract_rois(self.bbox_roi_extractor, x[:self.bbox_roi_extractor.num_inputs],
+                             rois)
         if self.training and self.shared_head_norm == 'PN':
             with prototype_keys_of(self.shared_head, keys):
                 feats = self.shared_head(feats)

@@ -30,6 +30,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmpsearch.registry import MODELS
+from ..layers.roi_pooling import extract_rois
 from ..necks.proto_norm import prototype_keys, prototype_keys_of
 
 # (person_labels, known, foreground) of each embedded RoI, each (R,)
@@ -172,7 +173,7 @@ class ReidRoIHead(BaseModule):
 
     # ------------------------------------------------------------------ embeddings
     def _pool(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
-        return self.roi_extractor([feats[self.feat_level]], rois)
+        return extract_rois(self.roi_extractor, [feats[self.feat_level]], rois)
 
     def _norm_context(self, targets: Optional[RowTargets]):
         """Register ProtoNorm prototype keys of the rows (no-op for other normalisers)."""

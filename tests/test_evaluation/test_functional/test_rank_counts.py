@@ -83,3 +83,21 @@ def test_reduced_matmul_precision_is_lifted():
     grid.check(x, q, g)  # within the bound
     with pytest.raises(RuntimeError, match='float32'):
         grid.check(x + 1.0, q, g)
+
+
+@pytest.mark.parametrize('amp_dtype', ['bfloat16', 'float16'])
+def test_cpu_autocast_is_lifted(amp_dtype):
+    """Evaluation called inside a CPU autocast context still runs the float32 GEMM."""
+    import torch
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((16, 64))
+    g = rng.standard_normal((300, 64))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    grid = BucketGrid(16384, 1.000001, 64)
+    want = grid.bucket_coords(grid.augment_queries(q), grid.augment_gallery(g))
+    with torch.autocast(device_type='cpu', dtype=getattr(torch, amp_dtype)):
+        x = grid.bucket_coords(grid.augment_queries(q), grid.augment_gallery(g))
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, want)
+    grid.check(x, q, g)

@@ -74,6 +74,17 @@ def test_512_input_has_49104_anchors():
     assert head.anchors(feats, (512, 512)).shape == (49104, 4)
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_anchors_are_float32_for_reduced_precision_maps(dtype):
+    """Under AMP the maps are float16/bfloat16; the anchors stay exact float32 (in bfloat16
+    a corner near 1500 px would move in 8-px steps)."""
+    head = _head()
+    feats = _feats(h=1504, w=1504, channels=8)
+    want = head.anchors(feats, (1504, 1504))
+    got = head.anchors([f.to(dtype) for f in feats], (1504, 1504))
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
 def test_dense_focal_loss_matches_reference():
     head = _head()
     gen = torch.Generator().manual_seed(0)
