@@ -153,6 +153,8 @@ def _options(script):
 
 def _check_command(line, where):
     tokens = [t.strip('[]') for t in shlex.split(line)]
+    while tokens and re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*=.*', tokens[0]):
+        tokens = tokens[1:]  # environment assignments before the command (VAR=value cmd)
     for tok in tokens:
         if tok.startswith(_REPO_DIRS):
             assert osp.exists(osp.join(ROOT, tok)), f'{where}: `{line}` names {tok}, ' \
