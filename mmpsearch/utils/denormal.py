@@ -28,17 +28,24 @@ def openmp_runtime_path() -> Optional[str]:
     """Path of the OpenMP runtime loaded into this process, or ``None``.
 
     Read from ``/proc/self/maps`` (Linux); ``None`` elsewhere or when torch runs without
-    OpenMP.
+    OpenMP. When several runtimes are mapped (another wheel's private copy), the one in
+    torch's own folder wins.
     """
+    found = []
     try:
         with open('/proc/self/maps') as maps:
             for line in maps:
                 path = line.split()[-1] if line.strip() else ''
-                if any(name in os.path.basename(path) for name in _OPENMP_NAMES):
-                    return path
+                if (any(name in os.path.basename(path) for name in _OPENMP_NAMES)
+                        and path not in found):
+                    found.append(path)
     except OSError:
-        pass
-    return None
+        return None
+    # Other wheels bring their own copy (faiss-cpu: faiss_cpu.libs/libgomp-<hash>.so), and
+    # the maps list libraries by address, not load order: prefer torch's own runtime.
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    ours = [p for p in found if os.path.abspath(p).startswith(torch_dir + os.sep)]
+    return (ours or found or [None])[0]
 
 
 def set_flush_denormal_all_threads(enable: bool) -> bool:
