@@ -1,3 +1,4 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
-"""Runner-side pieces: hooks."""
+"""Runner-side pieces: hooks and the optimiser constructor."""
 from .hooks import *  # noqa: F401,F403
+from .optimizers import *  # noqa: F401,F403

@@ -1,5 +1,6 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
 from .evaluate_before_train_hook import EvaluateBeforeTrainHook
 from .flush_denormal_hook import FlushDenormalHook
+from .teacher_ema_hook import TeacherEMAHook
 
-__all__ = ['EvaluateBeforeTrainHook', 'FlushDenormalHook']
+__all__ = ['EvaluateBeforeTrainHook', 'FlushDenormalHook', 'TeacherEMAHook']

@@ -146,8 +146,15 @@ class SPNet(BaseDetector):
                                                   queries, view_groups)
             # The de-duplicated boxes are the targets of every QC loss (§4.4.1).
             gts = [queries[queries.img_inds == i] for i in range(len(gts))]
-        losses.update(self.roi_head.loss(feats, rows, gts, metas))
+        losses.update(self.reid_loss(batch_inputs, feats, rows, gts, metas))
         return losses
+
+    def reid_loss(self, batch_inputs: Tensor, feats: Tuple[Tensor, ...],
+                  rows: Optional[InstanceData], gts: List[InstanceData],
+                  metas: List[dict]) -> Dict[str, Tensor]:
+        """The re-id loss (§4.6) on the last stage's rows and the GT boxes; a
+        pre-training detector adds its teacher here."""
+        return self.roi_head.loss(feats, rows, gts, metas)
 
     # ------------------------------------------------------------------ inference
     def predict(self, batch_inputs: Tensor, batch_data_samples: List[DetDataSample],

@@ -306,6 +306,9 @@ def test_training_step_with_no_boxes_gives_zero_losses(path):
     empty = [_sample(v, pids=(), labels=(), known=()) for v in ('a', 'a', 'b', 'b')]
     for ds in empty:
         ds.gt_instances.bboxes = torch.zeros((0, 4))
+        ds.query_instances = InstanceData(bboxes=torch.zeros((0, 4)),
+                                          person_ids=torch.zeros(0, dtype=torch.long),
+                                          query_idx=torch.zeros(0, dtype=torch.long))
     losses = _train_step(model, empty)
     assert set(losses) >= {'loss_anchor_cls', 'loss_bbox0', 'loss_reid'}
     # the OC dense loss still sees background anchors; QC has no pair at all
