@@ -4,7 +4,8 @@
 # (reid_objective: cq; 65,536 slots, scale 10). OC pre-training samples 256 anchors per
 # image (2,048 per batch); QC pre-training draws 32 pairs x 64 anchors (2,048 per batch)
 # and keeps at most 16 detections per pair for re-id (subsample_per_image // 4).
-# TeacherEMAHook updates the teacher after every optimiser step.
+# TeacherEMAHook updates the teacher after every optimiser step; RNGStateHook checkpoints the
+# random generators so that a resumed run repeats the uninterrupted one.
 _base_ = './spnet-s_convnext-t.py'
 
 model = dict(
@@ -20,4 +21,4 @@ model = dict(
         bbox_head=dict(sampler=dict(num=256)),             # subsample_per_image (OC PT)
         roi_head=dict(max_per_group=16)))                  # QC: 64 // 4 per pair
 
-custom_hooks = [dict(type='TeacherEMAHook')]
+custom_hooks = [dict(type='TeacherEMAHook'), dict(type='RNGStateHook')]

@@ -1,6 +1,7 @@
 # Copyright (c) mmpsearch contributors. All rights reserved.
 from .evaluate_before_train_hook import EvaluateBeforeTrainHook
 from .flush_denormal_hook import FlushDenormalHook
+from .rng_state_hook import RNGStateHook
 from .teacher_ema_hook import TeacherEMAHook
 
-__all__ = ['EvaluateBeforeTrainHook', 'FlushDenormalHook', 'TeacherEMAHook']
+__all__ = ['EvaluateBeforeTrainHook', 'FlushDenormalHook', 'TeacherEMAHook', 'RNGStateHook']
