@@ -271,3 +271,58 @@ def test_parameter_groups_of_fine_tuning():
     groups = build_optim_wrapper(model, ow).optimizer.param_groups
     assert len(groups) == 1 and groups[0]['lr'] == 1e-4 and groups[0]['weight_decay'] == 5e-4
     assert len(groups[0]['params']) == len(list(model.parameters()))
+
+
+# ---------------------------------------------------------------- configs
+_PT_CONFIGS = sorted(
+    osp.basename(p) for p in __import__('glob').glob(osp.join(CFG_DIR, '*pt*_coco-persons.py')))
+
+
+def test_every_pretraining_config_is_listed():
+    assert len(_PT_CONFIGS) == 13
+
+
+@pytest.mark.parametrize('name', _PT_CONFIGS)
+def test_pretraining_configs_build_with_paper_settings(name):
+    """Full-size models (no weights loaded) with the settings of spnet.md §3.9-§4.9."""
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(CFG_DIR, name))
+    path = 'qc' if '-qcpt' in name else 'oc'
+    model = MODELS.build(cfg.model)
+    assert isinstance(model, SPNetPretrain) and model.train_path == path
+    assert model.cascade is None and model.roi_head.shared  # c0-share-d128
+    assert model.roi_head.reid_dim == 128 and model.bbox_head.embed_dim == 128
+    loss = model.roi_head.loss_reid
+    assert type(loss).__name__ == 'PrototypeQueueLoss'
+    assert (loss.queue_size, loss.scale) == (65536, 10.0)
+    assert model.teacher is not None and model.teacher.momentum == 1e-4
+    assert {h['type'] for h in cfg.custom_hooks} >= {'TeacherEMAHook', 'RNGStateHook'}
+    assert model.bbox_head.sampler.num == 256  # OC pre-training quota
+    qc = model.bbox_head.qc_sampler
+    assert (qc.num_pairs, qc.num_anchors) == (32, 64)
+    assert model.roi_head.train_cfg['max_per_group'] == 16
+    assert model.roi_head.train_cfg['gt_only'] == ('reid-gt' in name or 'reid-only' in name)
+    assert model.reid_only == ('reid-only' in name)
+    assert model.freeze_trunk == ('frozen-bb' in name)
+    assert (model.lwf_loss is not None) == ('-lwf' in name)
+    if model.lwf_loss is not None:
+        assert (model.lwf_loss.temperature, model.lwf_loss.formula) == (2.0, 'released')
+    arch = 'base' if name.startswith('spnet-l') else 'tiny'
+    assert model.backbone.channels[-1] == (1024 if arch == 'base' else 768)
+    # data: COCOPersons, rrc_scale 512 crops, 4 images x 2 views
+    dl = cfg.train_dataloader
+    assert dl.batch_size == 8 and dl.sampler.type == 'RepeatSampler'
+    assert dl.sampler.num_repeats == 2 and dl.sampler.seed == 0
+    assert dl.dataset.type == 'COCOPersonsDataset'
+    crop = [t for t in dl.dataset.pipeline if t['type'] == 'RandomPersonCrop'][0]
+    pad = [t for t in dl.dataset.pipeline if t['type'] == 'CenterPad'][0]
+    assert crop['crop_size'] == 512 and pad['size'] == 2048
+    # optimisation: AdamW 1e-4 / 1e-3, AMP, clip 10, warm-up 1000 + cosine, 30 epochs
+    ow = cfg.optim_wrapper
+    assert ow.type == 'AmpOptimWrapper' and ow.clip_grad.max_norm == 10.0
+    assert ow.optimizer.type == 'AdamW' and ow.optimizer.lr == 1e-4
+    assert ow.optimizer.weight_decay == 1e-3
+    assert ow.constructor == 'TrainableOptimWrapperConstructor'
+    mixed = not any(v in name for v in ('uniform-lr', 'frozen-bb'))
+    assert bool(ow.paramwise_cfg.get('custom_keys')) == mixed
+    assert cfg.param_scheduler[0].end == 1000 and cfg.train_cfg.max_epochs == 30
