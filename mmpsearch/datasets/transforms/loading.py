@@ -58,9 +58,9 @@ class LoadPersonSearchAnnotations(LoadAnnotations):
     """mmdet's ``LoadAnnotations`` plus the person-search fields.
 
     Adds ``gt_person_ids`` (int64), ``gt_person_labels`` (int64), ``gt_known`` (bool) and
-    ``gt_instance_ids`` (int64), aligned with ``gt_bboxes``, and, when ``with_query`` and the item has ``queries``
-    (test splits), ``query_bboxes`` (HorizontalBoxes), ``query_person_ids`` and
-    ``query_idx`` (int64).
+    ``gt_instance_ids`` (int64), aligned with ``gt_bboxes``, and, when ``with_query`` and
+    the item has ``queries`` (test splits), ``query_bboxes`` (HorizontalBoxes),
+    ``query_person_ids`` and ``query_idx`` (int64).
 
     Args:
         with_query (bool): load the image's query boxes.

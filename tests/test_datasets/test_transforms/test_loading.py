@@ -51,3 +51,13 @@ def test_load_annotations():
     assert 'query_bboxes' not in off
     empty = LoadPersonSearchAnnotations()(dict(_item('x.jpg'), instances=[], queries=[]))
     assert empty['gt_bboxes'].shape == (0, 4) and empty['query_bboxes'].shape == (0, 4)
+
+
+def test_load_annotations_instance_ids():
+    """Each box's key within its image: its position, or the dataset's instance_id."""
+    out = LoadPersonSearchAnnotations()(_item('x.jpg'))
+    assert out['gt_instance_ids'].tolist() == [0, 1]
+    assert out['gt_instance_ids'].dtype == np.int64
+    item = _item('x.jpg')
+    item['instances'] = [dict(i, instance_id=40 + k) for k, i in enumerate(item['instances'])]
+    assert LoadPersonSearchAnnotations()(item)['gt_instance_ids'].tolist() == [40, 41]
