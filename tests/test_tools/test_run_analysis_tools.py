@@ -46,3 +46,40 @@ def test_compare_checkpoints(tmp_path):
     assert 'teacher.: 1/1 tensors identical, max |diff| 0' in out
     assert 'roi_head.loss_reid.: 1/1 tensors identical' in out
     assert '(all): 2/3 tensors identical, max |diff| 0.5' in out
+
+
+def test_check_resume(tmp_path):
+    """check_resume.py restores a checkpoint written by a runner of the quick QC
+    pre-training config exactly (model, teacher, queue, generators)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmpsearch.datasets.synthetic import make_synthetic
+    from mmpsearch.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    data = tmp_path / 'coco'
+    make_synthetic(str(data), layout='coco', num_train_frames=4, num_test_frames=2)
+    config = osp.join(_REPO, 'configs', 'spnet',
+                      'spnet-s-qcpt_convnext-atto_quick_synthetic-coco.py')
+    options = [f'train_dataloader.dataset.data_root={data}/',
+               'train_dataloader.dataset.indices=4', 'train_dataloader.num_workers=0']
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in options[:1]))
+    cfg.train_dataloader.dataset.indices = 4
+    cfg.train_dataloader.num_workers = 0
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    runner.param_schedulers = runner.build_param_scheduler(runner.param_schedulers)
+    runner._init_model_weights()
+    model = runner.model
+    model.roi_head.loss_reid.enqueue(torch.tensor([3, 9]), torch.randn(2, 64))
+    model.update_teacher()
+    runner.save_checkpoint(str(tmp_path), 'epoch_1.pth')
+    out = _run('check_resume.py', config, str(tmp_path / 'epoch_1.pth'), '--groups',
+               'teacher.', 'roi_head.loss_reid.', '--cfg-options', *options)
+    assert 'roi_head.loss_reid.: 3/3 tensors identical to the checkpoint, max |diff| 0' in out
+    assert 'random generators restored from the checkpoint: True' in out
+    tensors = sum(1 for _ in model.state_dict())
+    assert f'(all): {tensors}/{tensors} tensors identical' in out

@@ -268,7 +268,12 @@ class ReidRoIHead(BaseModule):
             ious.insert(0, det.ious)
         rois, labels = torch.cat(rois), torch.cat(labels)
         if rois.shape[0] == 0:
-            return dict(loss_reid=feats[0].sum() * 0.)
+            zero = feats[0].sum() * 0.
+            if getattr(self.loss_reid, 'uses_teacher', False):
+                # the prototype queue gathers across ranks: take part with no rows
+                self.loss_reid(feats[0].new_zeros((0, self.reid_dim)), labels,
+                               labels.new_zeros(0, dtype=torch.bool))
+            return dict(loss_reid=zero)
         # A labelled identity outside the training label map cannot address the LUT.
         known = torch.cat(known) & (labels >= 0)
         emb = self.reid_embed(feats, rois, (labels, known, torch.ones_like(known)))

@@ -140,6 +140,18 @@ def test_teacher_prototypes_without_batchnorm_noise():
         torch.testing.assert_close(loss.queue[slot], want, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize('path', ['qc', 'oc'])
+def test_batch_without_boxes(path):
+    """Crops that kept no box: zero detection and re-id losses, queue untouched."""
+    torch.manual_seed(0)
+    model = _build(_small_cfg(path))
+    empty = [_sample(v, ids=()) for v in 'aabbccdd']
+    losses = model(**_data(model, empty), mode='loss')
+    assert float(losses['loss_reid']) == 0.0 and float(losses['loss_bbox0']) == 0.0
+    sum(losses.values()).backward()
+    assert (model.roi_head.loss_reid.queue_ids == -1).all()
+
+
 def test_hook_updates_the_unwrapped_model():
     torch.manual_seed(0)
     model = _build(_small_cfg('oc'))
