@@ -5,13 +5,14 @@ Examples:
     python tools/make_synthetic.py --out data/synthetic_prw --layout prw --seed 0
     python tools/make_synthetic.py --out data/synthetic_cuhk --layout cuhk --seed 0 \\
         --num-train-frames 600 --num-test-frames 200
+    python tools/make_synthetic.py --out data/synthetic_coco --layout coco --seed 0
     python tools/make_synthetic.py --out data/synthetic_prw --layout prw --skip-existing \\
         --preview docs/images/synthetic_prw.png
 
 The set is written to a temporary folder and moved into place when complete, with a
 ``synthetic.json`` stamp (configuration, seed, counts); ``--skip-existing`` keeps a set
-whose stamp matches the request. The real loaders (``PRWDataset``, ``CUHKSYSUDataset``)
-read the result; see docs/datasets.md.
+whose stamp matches the request. The real loaders (``PRWDataset``, ``CUHKSYSUDataset``,
+``COCOPersonsDataset``) read the result; see docs/datasets.md.
 """
 import argparse
 import json
@@ -36,7 +37,8 @@ def parse_args(argv=None):
     d = SyntheticConfig()
     p = argparse.ArgumentParser(description='Generate the synthetic person-search set')
     p.add_argument('--out', required=True, help='output root folder')
-    p.add_argument('--layout', choices=('prw', 'cuhk'), default='prw')
+    p.add_argument('--layout', choices=('prw', 'cuhk', 'coco'), default='prw',
+                   help='coco: unlabelled people for pre-training (COCO instances layout)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--num-train-frames', type=int, default=d.num_train_frames)
     p.add_argument('--num-test-frames', type=int, default=d.num_test_frames)
@@ -175,6 +177,9 @@ def draw_preview(root: str, layout: str, out_png: str, num_frames: int = 6) -> N
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.preview and args.layout == 'coco':
+        raise SystemExit('make_synthetic: --preview draws test frames with queries '
+                         '(prw or cuhk layout)')
     generate(args)
     if args.preview:
         draw_preview(args.out, args.layout, args.preview, args.preview_frames)

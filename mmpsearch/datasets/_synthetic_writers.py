@@ -11,6 +11,7 @@ The CUHK-SYSU files are also encoded byte for byte as MATLAB wrote the originals
 UTF-8 chars, one compressed variable, a MACI64 header), so they exercise the same reader
 paths as the original files; the PRW files are written with scipy's ``savemat``.
 """
+import json
 import os
 import os.path as osp
 from typing import Dict, List, Tuple
@@ -279,3 +280,39 @@ def _cuhk_queries(world: SyntheticWorld, rng, name, pool):
         neg = [pool[j] for j in rng.permutation(len(pool)) if pool[j] not in holding]
         out.append((ident, (qf, qk), pos, neg))
     return out
+
+
+# ----------------------------------------------------------------------------- COCO
+def write_coco(world: SyntheticWorld, out: str) -> dict:
+    """Write ``train2017/``, ``val2017/`` and ``annotations/instances_{train,val}2017.json``
+    under ``out`` (COCO layout, read by :class:`COCOPersonsDataset`): every drawn person is
+    a ``person`` box (``iscrowd`` 0) with no identity label, and the training frames go to
+    ``train2017``, the test frames to ``val2017``."""
+    summary = {}
+    ann_id = 1
+    for split, folder in (('train', 'train2017'), ('test', 'val2017')):
+        images, anns = [], []
+        for f in world.split_frames(split):
+            img_id = f.index + 1
+            name = f'{img_id:012d}.jpg'
+            _write_jpeg(osp.join(out, folder, name), f.jpeg)
+            W, H = f.size
+            images.append(dict(id=img_id, file_name=name, width=W, height=H))
+            for p in f.persons:
+                x, y, w, h = _cuhk_box(p, f.size)
+                if w <= 0 or h <= 0 or p.visible <= 0:
+                    continue
+                anns.append(dict(id=ann_id, image_id=img_id, category_id=1,
+                                 bbox=[float(x), float(y), float(w), float(h)],
+                                 area=float(w * h), iscrowd=0))
+                ann_id += 1
+        coco = dict(info=dict(description=f'mmpsearch synthetic COCO persons, seed '
+                                          f'{world.seed}'),
+                    images=images, annotations=anns,
+                    categories=[dict(id=1, name='person', supercategory='person')])
+        os.makedirs(osp.join(out, 'annotations'), exist_ok=True)
+        with open(osp.join(out, 'annotations', f'instances_{folder}.json'), 'w') as fh:
+            json.dump(coco, fh)
+        summary[f'{split}_images'] = len(images)
+        summary[f'{split}_boxes'] = len(anns)
+    return summary

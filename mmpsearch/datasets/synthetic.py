@@ -27,7 +27,9 @@ Usage::
     from mmpsearch.datasets.synthetic import SyntheticConfig, make_synthetic
     make_synthetic('data/synthetic_prw', layout='prw', seed=0)
 
-or ``python tools/make_synthetic.py --out DIR --layout prw|cuhk --seed 0``.
+or ``python tools/make_synthetic.py --out DIR --layout prw|cuhk|coco --seed 0``. The COCO
+layout (pre-training, spnet.md §8.3) holds crowded frames of unlabelled people from a random
+stream of its own (other scenes and people than the PRW/CUHK-SYSU sets).
 """
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -164,19 +166,38 @@ class SyntheticWorld:
                 if p.identity == identity]
 
 
-def generate_world(config: Optional[SyntheticConfig] = None, seed: int = 0) -> SyntheticWorld:
+# Random streams: the person-search layouts share one; the COCO layout has its own, so its
+# scenes (camera styles, backgrounds) and people differ from the PRW/CUHK-SYSU sets.
+SEARCH_STREAM, COCO_STREAM = 20240611, 20261205
+
+
+def coco_config(cfg: SyntheticConfig) -> SyntheticConfig:
+    """The COCO-layout variant of ``cfg``: crowded frames of unlabelled people.
+
+    COCO has no identities; the generator still plans two (two appearances each) because
+    its planner needs them, and the COCO writer drops every identity label anyway.
+    """
+    return SyntheticConfig(**{**asdict(cfg), 'num_train_ids': 2, 'num_test_ids': 2,
+                              'labelled_per_frame': 0.01, 'unknown_per_frame': 2.5,
+                              'train_ids_in_test': 0.0, 'gallery_sizes': (),
+                              'quirks': False})
+
+
+def generate_world(config: Optional[SyntheticConfig] = None, seed: int = 0,
+                   stream: int = SEARCH_STREAM) -> SyntheticWorld:
     """Plan and render the synthetic set (no files written).
 
     Args:
         config (SyntheticConfig, optional): sizes and difficulty.
-        seed (int): everything is a deterministic function of ``(config, seed)``.
+        seed (int): everything is a deterministic function of ``(config, seed, stream)``.
+        stream (int): random stream (``COCO_STREAM`` for the COCO layout).
 
     Returns:
         SyntheticWorld: identities, cameras and rendered frames.
     """
     cfg = config or SyntheticConfig()
     cfg.validate()
-    ss = np.random.SeedSequence([seed, 20240611])
+    ss = np.random.SeedSequence([seed, stream])
     r_cam, r_id, r_plan, r_render = (np.random.default_rng(s) for s in ss.spawn(4))
     cameras = [sample_camera(r_cam, k) for k in range(cfg.num_cameras)]
     sizes = [tuple(cfg.image_size)] * cfg.num_cameras
@@ -332,8 +353,10 @@ def make_synthetic(out_dir: str, layout: str = 'prw', seed: int = 0,
 
     Args:
         out_dir (str): output root (PRW: the ``PRW-v16.04.20`` equivalent; CUHK-SYSU: the
-            folder holding ``Image/`` and ``annotation/``).
-        layout (str): ``'prw'`` or ``'cuhk'``.
+            folder holding ``Image/`` and ``annotation/``; COCO: the folder holding
+            ``train2017/``, ``val2017/`` and ``annotations/``).
+        layout (str): ``'prw'``, ``'cuhk'`` or ``'coco'`` (pre-training: unlabelled
+            people in scenes of their own, :func:`coco_config`).
         seed (int): random seed.
         config (SyntheticConfig, optional): base configuration.
         **overrides: ``SyntheticConfig`` fields to change.
@@ -341,16 +364,17 @@ def make_synthetic(out_dir: str, layout: str = 'prw', seed: int = 0,
     Returns:
         dict: a summary (counts) of what was written.
     """
-    from ._synthetic_writers import write_cuhk, write_prw
+    from ._synthetic_writers import write_coco, write_cuhk, write_prw
     cfg = config or SyntheticConfig()
     if overrides:
         cfg = SyntheticConfig(**{**asdict(cfg), **overrides})
+    if layout == 'coco':
+        return write_coco(generate_world(coco_config(cfg), seed, COCO_STREAM), out_dir)
+    if layout not in ('prw', 'cuhk'):
+        raise ValueError(f'layout must be "prw", "cuhk" or "coco", got {layout!r}')
     world = generate_world(cfg, seed)
-    if layout == 'prw':
-        return write_prw(world, out_dir)
-    if layout == 'cuhk':
-        return write_cuhk(world, out_dir)
-    raise ValueError(f'layout must be "prw" or "cuhk", got {layout!r}')
+    return write_prw(world, out_dir) if layout == 'prw' else write_cuhk(world, out_dir)
 
 
-__all__ = ['SyntheticConfig', 'SyntheticWorld', 'generate_world', 'make_synthetic']
+__all__ = ['SyntheticConfig', 'SyntheticWorld', 'generate_world', 'make_synthetic',
+           'coco_config']

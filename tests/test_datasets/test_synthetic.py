@@ -200,3 +200,29 @@ def test_prw_person_id_numbering():
         prw_person_ids(484, 2, 'real')
     with pytest.raises(ValueError, match="prw_pids must be 'dense' or 'real'"):
         SyntheticConfig(prw_pids='other').validate()
+
+
+def test_coco_layout_has_unlabelled_people_in_scenes_of_its_own(tmp_path, small_world):
+    """--layout coco: COCO instances files read by COCOPersonsDataset, every box its own
+    identity, and other frames than the person-search layouts of the same seed."""
+    from mmpsearch.datasets import COCOPersonsDataset
+    from mmpsearch.datasets.synthetic import (COCO_STREAM, coco_config, generate_world,
+                                              make_synthetic)
+    root = tmp_path / 'coco'
+    summary = make_synthetic(str(root), layout='coco', seed=3, config=SMALL)
+    assert summary['train_images'] == SMALL.num_train_frames
+    assert summary['test_images'] == SMALL.num_test_frames
+    for name in ('instances_train2017.json', 'instances_val2017.json'):
+        with open(root / 'annotations' / name) as f:
+            coco = json.load(f)
+        assert [c['name'] for c in coco['categories']] == ['person']
+        assert not any(a['iscrowd'] for a in coco['annotations'])
+        assert not any('person_id' in a or 'track_id' in a for a in coco['annotations'])
+    ds = COCOPersonsDataset(data_root=str(root), serialize_data=False)
+    infos = [ds.get_data_info(i) for i in range(len(ds))]
+    pids = [ins['person_id'] for d in infos for ins in d['instances']]
+    assert len(pids) == len(set(pids)) == summary['train_boxes']
+    assert all(ins['known'] for d in infos for ins in d['instances'])
+    assert sum(len(d['instances']) for d in infos) / len(infos) > 1.5  # crowded frames
+    coco_world = generate_world(coco_config(SMALL), 3, COCO_STREAM)
+    assert coco_world.frames[0].jpeg != small_world.frames[0].jpeg

@@ -39,3 +39,21 @@ def test_benchmark_infer_cpu():
     res = bench.main([_CONFIG, '--device', 'cpu', '--size', '192', '320', '--iters', '2',
                       '--warmup', '1', '--batch-size', '2'])
     assert res['images_per_s'] > 0 and res['median_s'] > 0
+
+
+def test_benchmark_train_pretraining_parts(tmp_path):
+    """QC pre-training on a tiny synthetic COCO set, with the CQ loss and teacher timed."""
+    from mmpsearch.datasets.synthetic import make_synthetic
+    bench = _load('benchmark_train')
+    synth = tmp_path / 'coco'
+    make_synthetic(str(synth), layout='coco', num_train_frames=8, num_test_frames=2)
+    parts = ['roi_head.loss_reid', 'teacher.module.features', 'update_teacher']
+    config = osp.join(_REPO, 'configs', 'spnet',
+                      'spnet-s-qcpt_convnext-atto_quick_synthetic-coco.py')
+    res = bench.main([config, '--device', 'cpu', '--iters', '2', '--warmup', '1',
+                      '--num-workers', '0', '--data-root', str(synth), '--time-parts',
+                      *parts, '--cfg-options', 'train_dataloader.batch_size=4',
+                      'train_dataloader.dataset.indices=4'])
+    assert set(res['losses']) >= {'loss_anchor_cls', 'loss_bbox0', 'loss_reid'}
+    assert set(res['part_shares']) == set(parts)
+    assert all(0 < v < 1 for v in res['part_shares'].values())

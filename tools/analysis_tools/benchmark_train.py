@@ -10,6 +10,15 @@ Example:
     python tools/analysis_tools/benchmark_train.py configs/spnet/spnet-s_convnext-t_30e_prw.py
     python tools/analysis_tools/benchmark_train.py CONFIG --device cpu --iters 3 \
         --cfg-options train_dataloader.batch_size=2
+    python tools/analysis_tools/benchmark_train.py \
+        configs/spnet/spnet-s-qcpt_convnext-atto_quick_synthetic-coco.py --device cpu \
+        --time-parts roi_head.loss_reid teacher.module.features teacher.module.embed \
+        update_teacher
+
+``--time-parts`` reports the share of the step time spent in named parts of the model
+(dotted paths: a submodule's forward, or a method such as ``update_teacher``). A model
+with an EMA teacher (``SPNetPretrain``) gets ``update_teacher()`` after every step, as the
+``TeacherEMAHook`` of its configs does.
 """
 import argparse
 import os.path as osp
@@ -49,6 +58,9 @@ def parse_args(argv=None):
                         help='do not flush denormal floats to zero on the CPU (the '
                         'configs\' FlushDenormalHook does); to measure their cost, with '
                         '--warmup 30: they appear after ~20 training iterations')
+    parser.add_argument('--time-parts', nargs='+', default=[], metavar='PATH',
+                        help='dotted paths of model parts (submodules or methods) whose '
+                        'share of the step time is reported, e.g. roi_head.loss_reid')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -58,11 +70,49 @@ def _layout_of(cfg):
     while 'dataset' in ds:  # wrappers (RepeatDataset, ...)
         ds = ds.dataset
     name = ds.type.lower()
-    return ('cuhk' if 'cuhk' in name else 'prw'), ds
+    layout = 'cuhk' if 'cuhk' in name else 'coco' if 'coco' in name else 'prw'
+    return layout, ds
+
+
+class PartTimer:
+    """Wall time spent in named parts of a model (wrapped in place; nesting-safe).
+
+    Args:
+        model (nn.Module): the model.
+        paths (list[str]): dotted paths; a submodule is timed through its ``forward``,
+            any other callable attribute (a method) directly.
+    """
+
+    def __init__(self, model, paths):
+        self.totals = {p: 0.0 for p in paths}
+        self.enabled = False
+        for path in paths:
+            *parents, name = path.split('.')
+            owner = model
+            for part in parents:
+                owner = getattr(owner, part)
+            target = getattr(owner, name)
+            if isinstance(target, torch.nn.Module):
+                owner, name = target, 'forward'
+            fn = getattr(owner, name)
+            if not callable(fn):
+                raise ValueError(f'--time-parts: {path} is not callable')
+            setattr(owner, name, self._wrap(path, fn))
+
+    def _wrap(self, path, fn):
+        def timed(*args, **kwargs):
+            if not self.enabled:
+                return fn(*args, **kwargs)
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.totals[path] += time.perf_counter() - t0
+        return timed
 
 
 def make_synthetic(layout, out_dir, seed=0):
-    """Write the synthetic data set in ``layout`` ('prw' | 'cuhk') to ``out_dir``."""
+    """Write the synthetic data set in ``layout`` ('prw' | 'cuhk' | 'coco') to ``out_dir``."""
     cmd = [sys.executable, osp.join(_REPO, 'tools', 'make_synthetic.py'), '--layout', layout,
            '--out', out_dir, '--seed', str(seed)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -73,7 +123,8 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def run_benchmark(cfg, iters, warmup, device, channels_last=False, flush_denormal=True):
+def run_benchmark(cfg, iters, warmup, device, channels_last=False, flush_denormal=True,
+                  time_parts=()):
     """Time ``warmup + iters`` training steps.
 
     ``flush_denormal`` flushes denormal floats to zero during the run, as the configs'
@@ -81,9 +132,12 @@ def run_benchmark(cfg, iters, warmup, device, channels_last=False, flush_denorma
 
     Returns:
         dict: ``images_per_s``, ``data_wait_share``, ``median_step_s``, ``peak_mem_gb``,
-        ``batch_size``, ``iters``, and the last iteration's ``losses``.
+        ``batch_size``, ``iters``, the last iteration's ``losses`` and ``part_shares``
+        (share of the timed steps spent in each of ``time_parts``).
     """
     model = MODELS.build(cfg.model).to(device)
+    update_teacher = getattr(model, 'update_teacher', None)  # TeacherEMAHook's work
+    timer = PartTimer(model, list(time_parts))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
@@ -106,7 +160,10 @@ def run_benchmark(cfg, iters, warmup, device, channels_last=False, flush_denorma
                 it = iter(loader)
                 batch = next(it)
             t1 = time.perf_counter()
+            timer.enabled = i >= warmup
             losses = model.train_step(batch, optim_wrapper)
+            if update_teacher is not None:
+                model.update_teacher()
             _sync(device)
             t2 = time.perf_counter()
             if i >= warmup:
@@ -122,7 +179,8 @@ def run_benchmark(cfg, iters, warmup, device, channels_last=False, flush_denorma
         peak_mem_gb=(torch.cuda.max_memory_allocated() / 2**30
                      if device.startswith('cuda') else float('nan')),
         batch_size=batch_size, iters=iters,
-        losses={k: float(v) for k, v in losses.items()})
+        losses={k: float(v) for k, v in losses.items()},
+        part_shares={k: v / total for k, v in timer.totals.items()})
 
 
 def main(argv=None):
@@ -151,7 +209,7 @@ def main(argv=None):
         else:
             ds.data_root = args.data_root
         res = run_benchmark(cfg, args.iters, args.warmup, args.device, args.channels_last,
-                            flush_denormal=flush_denormal)
+                            flush_denormal=flush_denormal, time_parts=args.time_parts)
     dev = torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'
     print(f'config: {args.config}\ndevice: {dev}\nbatch: {res["batch_size"]}, '
           f'timed iters: {res["iters"]} (after {args.warmup} warm-up), denormals '
@@ -159,6 +217,8 @@ def main(argv=None):
     print(f'images/s: {res["images_per_s"]:.2f}\nmedian step: {res["median_step_s"]:.3f} s\n'
           f'data wait: {100 * res["data_wait_share"]:.1f}% of the time\n'
           f'peak GPU memory: {res["peak_mem_gb"]:.2f} GiB')
+    for part, share in res['part_shares'].items():
+        print(f'time in {part}: {100 * share:.1f}% of the step time')
     return res
 
 

@@ -3,7 +3,8 @@
 
 Every geometric transform goes through these helpers, so the per-box keys stay aligned:
 the annotated boxes (``gt_bboxes`` with ``gt_bboxes_labels``, ``gt_ignore_flags``,
-``gt_person_ids``, ``gt_person_labels``, ``gt_known``, and mmdet's ``gt_instances_ids``)
+``gt_person_ids``, ``gt_person_labels``, ``gt_known``, ``gt_instance_ids`` and mmdet's
+``gt_instances_ids``)
 and the query boxes (``query_bboxes`` with ``query_person_ids``, ``query_idx``).
 """
 from typing import Tuple
@@ -13,7 +14,7 @@ import torch
 from mmdet.structures.bbox import BaseBoxes, HorizontalBoxes
 
 GT_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_ignore_flags', 'gt_person_ids',
-           'gt_person_labels', 'gt_known', 'gt_instances_ids')
+           'gt_person_labels', 'gt_known', 'gt_instance_ids', 'gt_instances_ids')
 QUERY_KEYS = ('query_bboxes', 'query_person_ids', 'query_idx')
 BOX_KEYS = {'gt': 'gt_bboxes', 'query': 'query_bboxes'}
 GROUP_KEYS = {'gt': GT_KEYS, 'query': QUERY_KEYS}

@@ -18,7 +18,8 @@ class PackPersonSearchInputs(PackDetInputs):
     """``PackDetInputs`` with the person-search fields.
 
     ``gt_instances``: ``bboxes`` (N, 4) float32 tensor (network input coordinates),
-    ``labels``, ``person_ids``, ``person_labels`` (int64), ``known`` (bool).
+    ``labels``, ``person_ids``, ``person_labels``, ``instance_ids`` (int64; the box's
+    identity key within its image, shared by all augmented views), ``known`` (bool).
     ``query_instances``: ``bboxes`` (Q, 4), ``person_ids``, ``query_idx`` (int64); empty
     (Q = 0) when the image has no query or the split has none. Boxes become plain tensors
     (mmdet's detectors accept both; the metric and the person-search heads expect tensors).
@@ -34,6 +35,7 @@ class PackPersonSearchInputs(PackDetInputs):
         'gt_person_ids': 'person_ids',
         'gt_person_labels': 'person_labels',
         'gt_known': 'known',
+        'gt_instance_ids': 'instance_ids',
     }
 
     def __init__(self, meta_keys=META_KEYS):

@@ -58,10 +58,10 @@ class LoadPersonSearchAnnotations(LoadAnnotations):
     """mmdet's ``LoadAnnotations`` plus the person-search fields.
 
     Adds ``gt_person_ids`` (int64), ``gt_person_labels`` (int64), ``gt_known`` (bool,
-    ``person_label >= 0``: an instance whose ``known`` disagrees raises), aligned with
-    ``gt_bboxes``, and, when ``with_query`` and the item has ``queries``
-    (test splits), ``query_bboxes`` (HorizontalBoxes), ``query_person_ids`` and
-    ``query_idx`` (int64).
+    ``person_label >= 0``: an instance whose ``known`` disagrees raises) and
+    ``gt_instance_ids`` (int64), aligned with ``gt_bboxes``, and, when ``with_query`` and
+    the item has ``queries`` (test splits), ``query_bboxes`` (HorizontalBoxes),
+    ``query_person_ids`` and ``query_idx`` (int64).
 
     Args:
         with_query (bool): load the image's query boxes.
@@ -91,6 +91,13 @@ class LoadPersonSearchAnnotations(LoadAnnotations):
                 '(known == person_label >= 0, docs/data_contract.md §1), otherwise the OIM '
                 'loss gets a labelled sample without a lookup-table row')
         results['gt_known'] = known
+        # The box's identity key within its image (spnet.md §4.1): the instance's
+        # ``instance_id`` if the dataset gives one, else its position in the annotation
+        # list. Every augmented view of the image gets the same keys, so two views of one
+        # unlabelled person are the same identity (QC "other" pairs, CQ prototypes);
+        # crops drop the ids together with their boxes.
+        results['gt_instance_ids'] = np.array(
+            [i.get('instance_id', k) for k, i in enumerate(instances)], np.int64)
         if self.with_query and 'queries' in results:
             queries = results['queries']
             boxes = np.array([q['bbox'] for q in queries], np.float32).reshape(-1, 4)

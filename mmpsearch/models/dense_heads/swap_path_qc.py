@@ -121,12 +121,18 @@ class SwapPathQCMixin:
             view_groups (Tensor): (N,) ``view_group`` of every image.
 
         Returns:
-            tuple[dict, InstanceData]: ``loss_anchor_cls``, ``loss_bbox0``; the rows
-            (``groups`` = pair index, ``valid`` False for negative pairs).
+            tuple[dict, InstanceData | None]: ``loss_anchor_cls``, ``loss_bbox0``; the rows
+            (``groups`` = pair index, ``valid`` False for negative pairs), None when the
+            batch has no query (zero losses).
         """
         num_images = anchor_embeds.shape[0]
         inst, is_self, exclude = self._pair_masks(queries, num_images, view_groups)
         pairs, kinds = self.qc_sampler.sample_pairs(inst, is_self, exclude)
+        if pairs.shape[0] == 0:
+            # No query in the batch (every box cropped away): zero losses that keep the
+            # graph, as the OC path gives (§4.8); no rows for the re-id loss.
+            zero = anchor_embeds.sum() * 0. + query_embeds.sum() * 0.
+            return dict(loss_anchor_cls=zero, loss_bbox0=zero.clone()), None
         img_i, qry_j = pairs[:, 0], pairs[:, 1]
         dist = self._distances(anchor_embeds, img_i, query_embeds[qry_j])
         logits = self.logits.forward_norm(dist)  # (P, K)

@@ -153,16 +153,26 @@ class SPNet(BaseDetector):
                 losses.update(cascade_losses)
         else:
             queries, view_groups = self.bbox_head.qc_queries(gts, metas)
-            rois = torch.cat([queries.img_inds[:, None].float(), queries.bboxes], dim=1)
-            query_embeds = self.roi_head.loc_embed(
-                feats, rois, 1, (queries.person_labels, queries.known,
-                                 torch.ones_like(queries.known)))
+            if len(queries) == 0:  # no box in the batch: zero losses (loss_qc)
+                query_embeds = anchor_embeds.new_zeros((0, anchor_embeds.shape[-1]))
+            else:
+                rois = torch.cat([queries.img_inds[:, None].float(), queries.bboxes], dim=1)
+                query_embeds = self.roi_head.loc_embed(
+                    feats, rois, 1, (queries.person_labels, queries.known,
+                                     torch.ones_like(queries.known)))
             losses, rows = self.bbox_head.loss_qc(anchor_embeds, anchors, query_embeds,
                                                   queries, view_groups)
             # The de-duplicated boxes are the targets of every QC loss (§4.4.1).
             gts = [queries[queries.img_inds == i] for i in range(len(gts))]
-        losses.update(self.roi_head.loss(feats, rows, gts, metas))
+        losses.update(self.reid_loss(batch_inputs, feats, rows, gts, metas))
         return losses
+
+    def reid_loss(self, batch_inputs: Tensor, feats: Tuple[Tensor, ...],
+                  rows: Optional[InstanceData], gts: List[InstanceData],
+                  metas: List[dict]) -> Dict[str, Tensor]:
+        """The re-id loss (§4.6) on the last stage's rows and the GT boxes; a
+        pre-training detector adds its teacher here."""
+        return self.roi_head.loss(feats, rows, gts, metas)
 
     # ------------------------------------------------------------------ inference
     def predict(self, batch_inputs: Tensor, batch_data_samples: List[DetDataSample],

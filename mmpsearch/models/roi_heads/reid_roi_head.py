@@ -246,7 +246,8 @@ class ReidRoIHead(BaseModule):
         return out
 
     def loss(self, feats: Sequence[Tensor], rows: Optional[InstanceData],
-             batch_gt_instances: List[InstanceData], batch_img_metas: List[dict]) -> dict:
+             batch_gt_instances: List[InstanceData], batch_img_metas: List[dict],
+             teacher_embed: Optional[Callable[[Tensor], Tensor]] = None) -> dict:
         """Re-id loss on ``[selected detected rows; all GT boxes]`` (§4.6).
 
         Args:
@@ -255,6 +256,9 @@ class ReidRoIHead(BaseModule):
             batch_gt_instances (list[InstanceData]): ``bboxes``, ``person_labels``,
                 ``known``.
             batch_img_metas (list[dict]): need ``img_shape``.
+            teacher_embed (callable, optional): ``rois (R, 5) -> (R, d_r)`` embeddings of
+                the EMA teacher (§3.10), for a loss with ``uses_teacher`` (the prototype
+                queue of pre-training).
 
         Returns:
             dict: ``loss_reid`` (empty without ``loss_reid``).
@@ -274,8 +278,17 @@ class ReidRoIHead(BaseModule):
             ious.insert(0, det.ious)
         rois, labels = torch.cat(rois), torch.cat(labels)
         if rois.shape[0] == 0:
-            return dict(loss_reid=feats[0].sum() * 0.)
+            zero = feats[0].sum() * 0.
+            if getattr(self.loss_reid, 'uses_teacher', False):
+                # the prototype queue gathers across ranks: take part with no rows
+                self.loss_reid(feats[0].new_zeros((0, self.reid_dim)), labels,
+                               labels.new_zeros(0, dtype=torch.bool))
+            return dict(loss_reid=zero)
         # A labelled identity outside the training label map cannot address the LUT.
         known = torch.cat(known) & (labels >= 0)
         emb = self.reid_embed(feats, rois, (labels, known, torch.ones_like(known)))
+        if getattr(self.loss_reid, 'uses_teacher', False):
+            teacher = teacher_embed(rois) if teacher_embed is not None else None
+            return dict(loss_reid=self.loss_reid(emb, labels, known, ious=torch.cat(ious),
+                                                 teacher_embeddings=teacher))
         return dict(loss_reid=self.loss_reid(emb, labels, known, ious=torch.cat(ious)))

@@ -63,3 +63,13 @@ def test_known_must_follow_the_label_map():
         LoadPersonSearchAnnotations()(item)
     del item['instances'][0]['known']  # without the flag, it follows the label
     assert LoadPersonSearchAnnotations()(item)['gt_known'].tolist() == [False, False]
+
+
+def test_load_annotations_instance_ids():
+    """Each box's key within its image: its position, or the dataset's instance_id."""
+    out = LoadPersonSearchAnnotations()(_item('x.jpg'))
+    assert out['gt_instance_ids'].tolist() == [0, 1]
+    assert out['gt_instance_ids'].dtype == np.int64
+    item = _item('x.jpg')
+    item['instances'] = [dict(i, instance_id=40 + k) for k, i in enumerate(item['instances'])]
+    assert LoadPersonSearchAnnotations()(item)['gt_instance_ids'].tolist() == [40, 41]

@@ -175,8 +175,11 @@ def test_spnet_l_builds_trains_and_predicts_on_cpu():
     assert out.pred_instances.embeddings.shape[1] == 2048
 
 
+# Fine-tuning configs; the pre-training ones (*-qcpt*, *-ocpt*) are checked in
+# test_spnet_pretrain.py.
 SPNET_CONFIGS = sorted(
-    f for f in __import__('os').listdir(osp.join(ROOT, 'configs/spnet')) if f.endswith('.py'))
+    f for f in __import__('os').listdir(osp.join(ROOT, 'configs/spnet'))
+    if f.endswith('.py') and not __import__('re').search(r'-(qc|oc)pt[-_]', f))
 
 
 @pytest.mark.parametrize('name', SPNET_CONFIGS)
@@ -296,3 +299,21 @@ def test_protonorm_loim_training_step(path, cascade):
     samples = [_sample('a'), _sample('a'), _sample('b', pids=(3, 4)), _sample('b', pids=(3, 4))]
     losses = _train_step(model, samples)
     assert 'loss_reid' in losses
+
+
+@pytest.mark.parametrize('path', ['oc', 'qc'])
+def test_training_step_with_no_boxes_gives_zero_losses(path):
+    """A batch whose crops kept no box: zero losses with a graph on both paths (§4.8)."""
+    torch.manual_seed(0)
+    model = _build(_small_cfg(path))
+    empty = [_sample(v, pids=(), labels=(), known=()) for v in ('a', 'a', 'b', 'b')]
+    for ds in empty:
+        ds.gt_instances.bboxes = torch.zeros((0, 4))
+        ds.query_instances = InstanceData(bboxes=torch.zeros((0, 4)),
+                                          person_ids=torch.zeros(0, dtype=torch.long),
+                                          query_idx=torch.zeros(0, dtype=torch.long))
+    losses = _train_step(model, empty)
+    assert set(losses) >= {'loss_anchor_cls', 'loss_bbox0', 'loss_reid'}
+    # the OC dense loss still sees background anchors; QC has no pair at all
+    for key in ('loss_bbox0', 'loss_reid') + (('loss_anchor_cls',) if path == 'qc' else ()):
+        assert float(losses[key]) == 0.0, key
