@@ -175,11 +175,11 @@ def test_spnet_l_builds_trains_and_predicts_on_cpu():
     assert out.pred_instances.embeddings.shape[1] == 2048
 
 
-# Fine-tuning configs; the pre-training ones (*-qcpt*, *-ocpt*) are checked in
-# test_spnet_pretrain.py.
+# Fine-tuning configs (those that start from a pre-training checkpoint too); the
+# pre-training ones (COCOPersons, synthetic COCO) are checked in test_spnet_pretrain.py.
 SPNET_CONFIGS = sorted(
     f for f in __import__('os').listdir(osp.join(ROOT, 'configs/spnet'))
-    if f.endswith('.py') and not __import__('re').search(r'-(qc|oc)pt[-_]', f))
+    if f.endswith('.py') and not f.endswith(('coco-persons.py', 'synthetic-coco.py')))
 
 
 @pytest.mark.parametrize('name', SPNET_CONFIGS)
@@ -220,7 +220,7 @@ def test_configs_load_with_paper_settings(name):
     cuhk = name.endswith('cuhk-sysu.py')
     assert (roi.loss_reid.num_person_ids, roi.loss_reid.queue_size) == (
         (5532, 5000) if cuhk else (483, 500))
-    qc = '-qc' in name.split('_')[0]  # the algorithm part; '-qcpt' in the backbone part is the init
+    qc = '-qc' in name.split('_')[0]  # '-qcpt' in the backbone part is the init
     assert model.train_cfg.path == ('qc' if qc else 'oc')
     assert (cfg.train_dataloader.sampler.type == 'RepeatSampler') == qc
     if name.startswith('spnet-l'):
