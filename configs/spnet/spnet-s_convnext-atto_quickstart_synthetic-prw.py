@@ -1,5 +1,5 @@
 # Quick-start SPNet-S on the synthetic PRW-layout set (tools/make_synthetic.py --layout prw),
-# sized for a 2-core CPU (about 8 minutes of training, docs/get_started.md): a reduced-width
+# sized for a 2-core CPU (about 9 minutes of training, docs/get_started.md): a reduced-width
 # ConvNeXt ("atto"-like custom arch, random init: nothing is downloaded), FPN width =
 # stage-3 width, frames resized to short side 192 (they are 384x288), loc/re-id embeddings
 # of 64 dimensions (the 3x3 anchor-embedding conv, 9 x d channels, dominates the CPU cost),
@@ -7,8 +7,8 @@
 # from the SPNet-S recipe: training sees whole frames (resize + flip) instead of rrc2 crops
 # of a padded canvas (train and test scales agree and no compute goes to padding); the
 # re-id head takes at most 8 detected boxes per image (released: every box with IoU >= 0.7,
-# whose number, and cost, grows as the boxes improve); anchors at half SPNet's sizes (the
-# frames are 4-5x smaller than SPNet's 900-pixel inputs); RoIAlign sampling ratio 1.
+# whose number, and cost, grows as the boxes improve); pedestrian anchor shapes (h/w 2, 3,
+# 4.5 instead of 0.5, 1, 2) at SPNet's sizes; RoIAlign sampling ratio 1.
 # Everything else (FixedNorm, sampling, the OC path, the re-id head, OIM) is SPNet-S.
 _base_ = [
     '../_base_/models/spnet-s_convnext-t.py', '../_base_/datasets/synthetic_prw.py',
@@ -27,12 +27,13 @@ model = dict(
                   layer_scale_init_value=1.0,
                   init_cfg=None),
     neck=dict(in_channels=channels[1:], out_channels=channels[2]),
-    # Anchors at half SPNet's sizes (octave_sizes((16, 32, 64, 128, 256))): the frames are
-    # shown at short side 192 instead of 900; SPNet's smallest anchor (23 x 45 px) overlaps
-    # a person (h/w 2.5) under ~36 px tall at IoU < 0.5.
+    # Pedestrian anchor shapes: with SPNet's h/w ratios (0.5, 1, 2), 14 % (SPNet's sizes)
+    # to 17 % (half sizes) of the synthetic test boxes at short side 192 have no anchor at
+    # IoU >= 0.5, three in four of the thin ones (h/w > 4; median h/w is 2.9); with
+    # (2, 3, 4.5) at SPNet's sizes none, and a box has ~40 anchors at IoU >= 0.5
+    # (tools/analysis_tools/anchor_coverage.py; docs/spnet.md, "Quick start anchors").
     bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim,
-                   anchor_generator=dict(sizes=[[16, 20, 25], [32, 40, 50], [64, 80, 101],
-                                                [128, 161, 203], [256, 322, 406]])),
+                   anchor_generator=dict(ratios=[2.0, 3.0, 4.5])),
     # RoIAlign with one sample per bin (released: 2): for people under ~110 px the 14x14
     # bins are already finer than the stride-8 map.
     roi_head=dict(roi_extractor=dict(out_channels=channels[2], roi_layer=dict(sampling_ratio=1)),

@@ -190,9 +190,10 @@ def test_configs_load_with_paper_settings(name):
     # Settings every SPNet config shares (spnet.md §9, docs/config_parity.md).
     assert model.type == 'SPNet' and head.embed_dim == (64 if 'quickstart' in name else 128)
     assert head.loss_cls.alpha == 0.5 and head.loss_cls.gamma == 1.0
-    # the CPU quick-start halves the anchor sizes for its 192-pixel frames
-    assert head.anchor_generator.sizes[1] == ([32, 40, 50] if 'quickstart' in name
-                                              else [64, 80, 101])
+    assert head.anchor_generator.sizes[1] == [64, 80, 101]
+    # the CPU quick-start uses pedestrian anchor shapes (h/w) for its synthetic people
+    assert head.anchor_generator.get('ratios', [0.5, 1.0, 2.0]) == (
+        [2.0, 3.0, 4.5] if 'quickstart' in name else [0.5, 1.0, 2.0])
     assert model.train_cfg.bbox_head.assigner.pos_iou_thr == 0.5
     assert model.train_cfg.bbox_head.assigner.neg_iou_thr == 0.4
     assert model.train_cfg.bbox_head.qc.num_pairs == 32
