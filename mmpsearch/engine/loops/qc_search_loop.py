@@ -95,9 +95,15 @@ class _QCSearchMixin:
 
     mode = 'test'
 
-    def _qc_setup(self, protocols, exclude_query_image):
+    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
+                 protocols: Optional[Sequence[str]] = None,
+                 exclude_query_image: Optional[bool] = None):
+        super().__init__(runner, dataloader, evaluator, fp16)
         self.qc_protocols = None if protocols is None else list(protocols)
         self.qc_exclude_query_image = exclude_query_image
+
+    def run(self) -> dict:
+        return self._run_qc()
 
     def _search_protocol(self) -> dict:
         meta = getattr(self.dataloader.dataset, 'metainfo', None) or {}
@@ -242,27 +248,9 @@ class QCTestLoop(_QCSearchMixin, TestLoop):
     """
     mode = 'test'
 
-    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
-                 protocols: Optional[Sequence[str]] = None,
-                 exclude_query_image: Optional[bool] = None):
-        super().__init__(runner, dataloader, evaluator, fp16)
-        self._qc_setup(protocols, exclude_query_image)
-
-    def run(self) -> dict:
-        return self._run_qc()
-
 
 @LOOPS.register_module()
 class QCValLoop(_QCSearchMixin, ValLoop):
     """``val_cfg = dict(type='QCValLoop')``: QC search as validation (pre-training and
     QC fine-tuning monitor this way). Arguments as :class:`QCTestLoop`."""
     mode = 'val'
-
-    def __init__(self, runner, dataloader, evaluator, fp16: bool = False,
-                 protocols: Optional[Sequence[str]] = None,
-                 exclude_query_image: Optional[bool] = None):
-        super().__init__(runner, dataloader, evaluator, fp16)
-        self._qc_setup(protocols, exclude_query_image)
-
-    def run(self) -> dict:
-        return self._run_qc()
