@@ -125,3 +125,33 @@ def test_same_checkpoint_evaluated_object_centric(tiny_set, tmp_path):
                 str(tmp_path / 'w'), '--cfg-options',
                 f'test_dataloader.dataset.data_root={root}'], tmp_path)
     assert 'person search (%)' in log and 'query-centric' not in log
+
+
+def test_two_processes_give_the_single_process_numbers(tiny_set, tmp_path):
+    """QC search sharded over 2 gloo processes (the distributed sampler shards the gallery,
+    the query embeddings are all-gathered, records collected) equals one process."""
+    import socket
+
+    from mmpsearch.evaluation import load_dump
+    root, ckpt = tiny_set
+    opts = [f'test_dataloader.dataset.data_root={root}'] + LOOSE
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    # the launcher script runs `python`: the interpreter of this test, as an activated venv
+    env = dict(_env(), PORT=str(port),
+               PATH=osp.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''))
+    two = subprocess.run(['bash', osp.join(ROOT, 'tools/dist_test.sh'), QC_CFG, str(ckpt), '2',
+                          '--work-dir', str(tmp_path / 'w2'), '--out', str(tmp_path / 'two.pkl'),
+                          '--cfg-options'] + opts, cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    _run([osp.join(ROOT, 'tools/test.py'), QC_CFG, str(ckpt), '--work-dir', str(tmp_path / 'w1'),
+          '--out', str(tmp_path / 'one.pkl'), '--cfg-options'] + opts, tmp_path)
+    one, both = load_dump(str(tmp_path / 'one.pkl')), load_dump(str(tmp_path / 'two.pkl'))
+    assert [r['img_id'] for r in one['records']] == [r['img_id'] for r in both['records']]
+    for a, b in zip(one['records'], both['records']):
+        for key in ('det_bboxes', 'det_scores', 'det_embeddings', 'det_query_idx',
+                    'query_idx', 'query_embeddings'):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{a['img_id']} {key}")
+    assert one['qc_protocols'] == both['qc_protocols']
