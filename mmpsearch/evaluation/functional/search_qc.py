@@ -25,7 +25,7 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 
 from .detection import evaluate_detection
-from .gallery import DetectionSet, QuerySet, SearchGallery
+from .gallery import DetectionSet, QuerySet, SearchGallery, ranges_to_indices
 from .search import TOPK, SearchResult, evaluate_search
 
 __all__ = ['take_queries', 'split_by_query', 'evaluate_search_qc', 'evaluate_detection_qc']
@@ -44,11 +44,9 @@ def take_queries(g: SearchGallery, qis: Sequence[int]) -> SearchGallery:
     qis = np.asarray(qis, np.int64).reshape(-1)
 
     def csr(offsets, *arrays):
-        starts, ends = offsets[qis], offsets[qis + 1]
-        idx = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]
-                             ) if len(qis) else np.zeros(0, np.int64)
-        return (np.r_[0, np.cumsum(ends - starts)].astype(np.int64),
-                *[a[idx.astype(np.int64)] for a in arrays])
+        counts = offsets[qis + 1] - offsets[qis]
+        idx = ranges_to_indices(offsets[qis], counts)
+        return (np.r_[0, np.cumsum(counts)].astype(np.int64), *[a[idx] for a in arrays])
 
     tgt_off, tgt_img, tgt_box = csr(g.tgt_offsets, g.tgt_images, g.tgt_boxes)
     extra = {}
