@@ -16,7 +16,7 @@ _base_ = [
 ]
 channels = [24, 48, 96, 192]
 embed_dim = 64
-max_epochs = 16
+max_epochs = 11
 short_side, long_side = 192, 384
 
 model = dict(
