@@ -15,8 +15,8 @@ _base_ = [
     '../_base_/schedules/spnet_adamw-cosine_30e.py', '../_base_/default_runtime.py'
 ]
 channels = [24, 48, 96, 192]
-embed_dim = 64
-max_epochs = 11
+embed_dim = 32
+max_epochs = 14
 short_side, long_side = 192, 384
 
 model = dict(
