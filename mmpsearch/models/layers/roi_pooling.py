@@ -8,6 +8,11 @@ feature maps are bfloat16 and the op fails with ``"ROIAlign_forward" not impleme
 'BFloat16'``. The maps are then pooled in float32; the next layer runs in bfloat16 again
 under autocast, and the gradient flows back through the cast. float16 and float32 maps are
 pooled as they are (the cast would cost a copy of the map for nothing).
+
+mmcv's RoIAlign also assumes NCHW-contiguous maps: given a channels-last map (e.g. a model
+converted with ``model.to(memory_format=torch.channels_last)``) its CPU kernel reads the
+memory as NCHW and silently pools the wrong values. Maps are therefore made contiguous
+first (free for maps that already are).
 """
 from typing import Sequence
 
@@ -32,4 +37,4 @@ def extract_rois(extractor: nn.Module, feats: Sequence[Tensor], rois: Tensor) ->
     """
     if feats[0].dtype not in ROI_ALIGN_DTYPES:
         feats = [f.float() for f in feats]
-    return extractor(list(feats), rois)
+    return extractor([f.contiguous() for f in feats], rois)
