@@ -5,7 +5,7 @@
 #
 # Usage: bash tools/quickstart.sh [--work-dir DIR] [--data-root DIR]
 # Prints the untrained and trained search mAP / top-1, re-id mAP and detection AP; writes
-# DIR/search_examples.png. About 10 minutes on a 2-core CPU (docs/get_started.md).
+# DIR/search_examples.png. 10-15 minutes on a 2-core CPU (docs/get_started.md).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK_DIR=$REPO/work_dirs/quickstart

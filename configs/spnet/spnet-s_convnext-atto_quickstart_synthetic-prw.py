@@ -1,5 +1,5 @@
 # Quick-start SPNet-S on the synthetic PRW-layout set (tools/make_synthetic.py --layout prw),
-# sized for a 2-core CPU (about 9 minutes of training, docs/get_started.md): a reduced-width
+# sized for a 2-core CPU (9-13 minutes of training, docs/get_started.md): a reduced-width
 # ConvNeXt ("atto"-like custom arch, random init: nothing is downloaded), FPN width =
 # stage-3 width, frames resized to short side 192 (they are 384x288), loc/re-id embeddings
 # of 64 dimensions (the 3x3 anchor-embedding conv, 9 x d channels, dominates the CPU cost),

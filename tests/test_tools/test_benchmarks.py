@@ -5,6 +5,8 @@ import importlib.util
 import math
 import os.path as osp
 
+import pytest
+
 from tests.test_engine.test_hooks.test_flush_denormal_hook import _denormal_product
 
 _REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -57,3 +59,21 @@ def test_benchmark_train_pretraining_parts(tmp_path):
     assert set(res['losses']) >= {'loss_anchor_cls', 'loss_bbox0', 'loss_reid'}
     assert set(res['part_shares']) == set(parts)
     assert all(0 < v < 1 for v in res['part_shares'].values())
+
+
+def test_benchmark_index_compares_factories(tmp_path):
+    """Two FAISS factories over one set of shards: a row per (factory, nprobe), recall in
+    [0, 1], and the shards built once."""
+    pytest.importorskip('faiss')
+    bench = _load('benchmark_index')
+    results = bench.main(['--rows', '3000', '--per-identity', '10', '--queries', '8',
+                          '--exact-queries', '2', '--nprobe', '2', '16', '--train-size',
+                          '3000', '--factory', 'IVF16,PQ16', 'IVF16,PQ32x4fs',
+                          '--work-dir', str(tmp_path)])
+    (res,) = results
+    assert [(a['factory'], a['nprobe']) for a in res['approximate']] == [
+        ('IVF16,PQ16', 2), ('IVF16,PQ16', 16), ('IVF16,PQ32x4fs', 2), ('IVF16,PQ32x4fs', 16)]
+    assert all(0.0 <= a['recall_at_10'] <= 1.0 for a in res['approximate'])
+    # visiting every list finds what the exact search finds, up to the shortlist's re-scoring
+    assert all(a['recall_at_10'] >= 0.9 for a in res['approximate'] if a['nprobe'] == 16)
+    assert res['exact_p50_ms'] > 0

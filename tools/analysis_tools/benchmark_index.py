@@ -46,7 +46,9 @@ def parse_args(argv=None):
     p.add_argument('--noise', type=float, default=0.9,
                    help='noise norm relative to the unit centre')
     p.add_argument('--dtype', default='float16', choices=['float16', 'float32'])
-    p.add_argument('--factory', default=None, help='FAISS factory (default: sized for N)')
+    p.add_argument('--factory', nargs='+', default=[None],
+                   help='FAISS factories to compare over the same shards (default: the '
+                   'index\'s own, sized for N)')
     p.add_argument('--nprobe', type=int, nargs='+', default=[64, 128, 256])
     p.add_argument('--shortlist', type=int, default=200)
     p.add_argument('--train-size', type=int, default=160_000)
@@ -105,15 +107,11 @@ def run_size(args, n):
                   times=np.arange(len(rows)) / 200.0)
     build_exact = time.perf_counter() - t0
     del rows
-    t0 = time.perf_counter()
-    ann = index.build_approximate(args.factory, nprobe=args.nprobe[0],
-                                  train_size=args.train_size)
-    build_ann = time.perf_counter() - t0
-    index = GalleryIndex.open(path)
     qrng = np.random.default_rng(args.seed + 1)
     pick = qrng.integers(0, len(centres), args.queries)
     queries = _unit(centres[pick] + args.noise / np.sqrt(args.dim) *
                     qrng.standard_normal((args.queries, args.dim), np.float32))
+    index = GalleryIndex.open(path)
     n_exact = min(args.exact_queries, args.queries)
     exact_ms = []
     index.search_rows(queries[0], 10)  # warm the page cache once
@@ -123,25 +121,33 @@ def run_size(args, n):
         exact_ms.append(1e3 * (time.perf_counter() - t))
     # the exact top-10 of every query, for recall: one batched pass
     exact_top = [set(r.tolist()) for r in index.search_rows(queries, 10)[0]]
-    out = dict(rows=n, dim=args.dim, dtype=args.dtype, factory=ann['factory'],
-               build_exact_s=round(build_exact, 1), build_ann_s=round(build_ann, 1),
+    out = dict(rows=n, dim=args.dim, dtype=args.dtype, build_exact_s=round(build_exact, 1),
                disk_shards_gib=round(disk_gib(osp.join(path, 'shards')), 3),
-               disk_ann_gib=round(osp.getsize(osp.join(path, 'ann.faiss')) / 2 ** 30, 3),
                exact_p50_ms=round(percentiles(exact_ms)[0], 1),
                exact_p99_ms=round(percentiles(exact_ms)[1], 1), approximate=[])
-    for nprobe in args.nprobe:
-        index.search_rows(queries[0], 10, backend='approximate', nprobe=nprobe)
-        ms, recall = [], []
-        for i, q in enumerate(queries):
-            t = time.perf_counter()
-            rows, _ = index.search_rows(q, 10, backend='approximate',
-                                        shortlist=args.shortlist, nprobe=nprobe)
-            ms.append(1e3 * (time.perf_counter() - t))
-            recall.append(len(exact_top[i] & set(rows[0].tolist())) / 10)
-        p50, p99 = percentiles(ms)
-        out['approximate'].append(dict(nprobe=nprobe, shortlist=args.shortlist,
-                                       p50_ms=round(p50, 2), p99_ms=round(p99, 2),
-                                       recall_at_10=round(float(np.mean(recall)), 4)))
+    for factory in args.factory:
+        index = GalleryIndex.open(path)
+        t0 = time.perf_counter()
+        ann = index.build_approximate(factory, nprobe=args.nprobe[0],
+                                      train_size=args.train_size)
+        build_ann = time.perf_counter() - t0
+        index = GalleryIndex.open(path)
+        for nprobe in args.nprobe:
+            index.search_rows(queries[0], 10, backend='approximate', nprobe=nprobe)
+            ms, recall = [], []
+            for i, q in enumerate(queries):
+                t = time.perf_counter()
+                rows, _ = index.search_rows(q, 10, backend='approximate',
+                                            shortlist=args.shortlist, nprobe=nprobe)
+                ms.append(1e3 * (time.perf_counter() - t))
+                recall.append(len(exact_top[i] & set(rows[0].tolist())) / 10)
+            p50, p99 = percentiles(ms)
+            out['approximate'].append(dict(
+                factory=ann['factory'], build_ann_s=round(build_ann, 1),
+                disk_ann_gib=round(osp.getsize(osp.join(path, 'ann.faiss')) / 2 ** 30, 3),
+                nprobe=nprobe, shortlist=args.shortlist, p50_ms=round(p50, 2),
+                p99_ms=round(p99, 2), recall_at_10=round(float(np.mean(recall)), 4)))
+            print(json.dumps(out['approximate'][-1]), flush=True)
     out['peak_rss_gib'] = round(peak_rss_gib(), 2)
     if not args.keep:
         shutil.rmtree(path, ignore_errors=True)
@@ -156,15 +162,16 @@ def main(argv=None):
         res = run_size(args, n)
         print(json.dumps(res), flush=True)
         results.append(res)
-    print('\n| rows | build exact / FAISS (s) | disk shards + FAISS (GiB) | peak RSS (GiB) '
-          '| exact p50 / p99 (ms) | approx. nprobe | p50 / p99 (ms) | recall@10 |')
-    print('|---|---|---|---|---|---|---|---|')
+    print('\n| rows | FAISS index | build: shards / FAISS (s) | disk: shards + FAISS (GiB) '
+          '| peak RSS (GiB) | exact p50 / p99 (ms) | nprobe | approx. p50 / p99 (ms) '
+          '| recall@10 |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for r in results:
         for a in r['approximate']:
-            print(f"| {r['rows']:,} | {r['build_exact_s']} / {r['build_ann_s']} | "
-                  f"{r['disk_shards_gib']} + {r['disk_ann_gib']} | {r['peak_rss_gib']} | "
-                  f"{r['exact_p50_ms']} / {r['exact_p99_ms']} | {a['nprobe']} | "
-                  f"{a['p50_ms']} / {a['p99_ms']} | {a['recall_at_10']} |")
+            print(f"| {r['rows']:,} | `{a['factory']}` | {r['build_exact_s']} / "
+                  f"{a['build_ann_s']} | {r['disk_shards_gib']} + {a['disk_ann_gib']} | "
+                  f"{r['peak_rss_gib']} | {r['exact_p50_ms']} / {r['exact_p99_ms']} | "
+                  f"{a['nprobe']} | {a['p50_ms']} / {a['p99_ms']} | {a['recall_at_10']} |")
     return results
 
 
