@@ -76,22 +76,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _literal(value) -> str:
-    return json.dumps(value).replace('true', 'True').replace('false', 'False') \
-        .replace('null', 'None')
-
-
 def write_pretrain_config(path: str, kind: str, args, anchor_generator: dict) -> None:
     max_epochs = args.pt_epochs
     text = f'''# Pre-training of the pre-training gain comparison (tools/analysis_tools/pretrain_gain.py):
 # the quick {kind.upper()} pre-training config on {args.pt_images} images for {max_epochs} epochs, with the
 # quick-start model's anchors.
-_base_ = {_literal(PT_CONFIG.format(kind=kind))}
+_base_ = {repr(PT_CONFIG.format(kind=kind))}
 max_epochs = {max_epochs}
 randomness = dict(seed={args.pt_seed})
-model = dict(bbox_head=dict(anchor_generator={_literal(anchor_generator)}))
+model = dict(bbox_head=dict(anchor_generator={repr(anchor_generator)}))
 train_dataloader = dict(sampler=dict(seed={args.pt_seed}),
-                        dataset=dict(data_root={_literal(args.coco_root)}, indices={args.pt_images}))
+                        dataset=dict(data_root={repr(args.coco_root)}, indices={args.pt_images}))
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
@@ -111,13 +106,13 @@ def write_finetune_config(path: str, init: str, seed: int, args,
     init_line = ''
     if checkpoint:
         init_line = (f"model = dict(init_cfg=dict(type='SPNetPretrained', "
-                     f"checkpoint={_literal(checkpoint)}, pretrain_path={_literal(init)}))\n")
+                     f"checkpoint={repr(checkpoint)}, pretrain_path={repr(init)}))\n")
     text = f'''# Fine-tuning of the pre-training gain comparison (tools/analysis_tools/pretrain_gain.py):
 # the quick-start recipe, {max_epochs} epochs, seed {seed}, initialisation: {init}.
-_base_ = {_literal(FT_CONFIG)}
+_base_ = {repr(FT_CONFIG)}
 max_epochs = {max_epochs}
 randomness = dict(seed={seed})
-{init_line}data_root = {_literal(args.prw_root)}
+{init_line}data_root = {repr(args.prw_root)}
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
@@ -167,15 +162,16 @@ def run(cmd, log_path: str, dry_run: bool) -> float:
     return time.time() - start
 
 
-def train(config: str, work_dir: str, dry_run: bool, resume: bool = True) -> float:
-    """Train ``config`` into ``work_dir`` unless it finished there; returns the seconds."""
+def train(config: str, work_dir: str, dry_run: bool) -> float:
+    """Train ``config`` into ``work_dir`` unless it finished there (an interrupted run
+    resumes from its last checkpoint); returns the seconds."""
     done = osp.join(work_dir, 'DONE')
     if osp.isfile(done):
         with open(done) as f:
             return float(f.read() or 0)
     os.makedirs(work_dir, exist_ok=True)
     cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir]
-    if resume and last_checkpoint(work_dir):
+    if last_checkpoint(work_dir):
         cmd.append('--resume')
     seconds = run(cmd, osp.join(work_dir, 'pretrain_gain.log'), dry_run)
     if not dry_run:
