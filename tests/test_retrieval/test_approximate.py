@@ -68,3 +68,23 @@ def test_hnsw_factory(tmp_path):
     index.build_approximate('HNSW16')
     rows, _ = index.search_rows(emb[:20], 5, backend='approximate')
     assert [r[0] for r in rows] == list(range(20))
+
+
+def test_default_factory_is_fast_scan_and_supports_remove(tmp_path):
+    from mmpsearch.retrieval.approximate import default_factory
+    assert default_factory(10_000_000, 128) == 'IVF4096,PQ64x4fs'
+    assert default_factory(1_000_000, 128) == 'IVF1024,PQ64x4fs'
+    assert default_factory(1_000_000, 33) == 'IVF1024,PQ3'  # odd: 8-bit PQ, m divides d
+    rng = np.random.default_rng(2)
+    emb, centres = _clustered(rng, 2000, 32, 100)
+    path = str(tmp_path / 'idx')
+    index = GalleryIndex.create(path, 32)
+    index.add(emb[:1000], 'a')
+    index.add(emb[1000:], 'b')
+    info = index.build_approximate(nprobe=16)  # the default description
+    assert info['factory'] == 'IVF64,PQ16x4fs' and info['rows'] == 2000
+    assert index.remove('a') == 1000
+    index = GalleryIndex.open(path)
+    assert index.approximate().ntotal == 1000
+    hits = index.search(emb[1500], topk=5, backend='approximate')[0].hits
+    assert all(h.source == 'b' for h in hits) and abs(hits[0].similarity - 1) < 1e-6
