@@ -8,7 +8,6 @@ _base_ = './spnet-s_convnext-atto_quickstart_synthetic-prw.py'
 model = dict(train_cfg=dict(path='qc', roi_head=dict(max_per_group=16)),
              test_cfg=dict(path='qc'))
 train_dataloader = dict(
-    batch_size=8,  # 4 images x 2 views (the OC quick start trains on batches of 4)
     sampler=dict(_delete_=True, type='RepeatSampler', num_repeats=2, shuffle=True, seed=0,
                  batch_size=8))
 # The OC bridge gets no gradient on the QC path (multi-GPU DDP must allow that).

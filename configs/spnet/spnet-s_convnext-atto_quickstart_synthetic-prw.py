@@ -1,17 +1,14 @@
 # Quick-start SPNet-S on the synthetic PRW-layout set (tools/make_synthetic.py --layout prw),
-# sized for a 2-core CPU (about 9 minutes of training, docs/get_started.md): a reduced-width
+# sized for a 2-core CPU (9-13 minutes of training, docs/get_started.md): a reduced-width
 # ConvNeXt ("atto"-like custom arch, random init: nothing is downloaded), FPN width =
 # stage-3 width, frames resized to short side 192 (they are 384x288), loc/re-id embeddings
 # of 64 dimensions (the 3x3 anchor-embedding conv, 9 x d channels, dominates the CPU cost),
-# batch 4, a short fp32 AdamW run (12 epochs, lr 1.2e-3) with a short warm-up (docs/spnet.md,
-# "Quick start recipe": batch 4 learns as much per epoch as batch 8 at 0.9x its speed per
-# image, and lr 2e-3 at batch 4 cost 4 search mAP; 3e-3 and 4e-3 cost 6-9). CPU-budget departures
+# batch 8, a short fp32 AdamW run (lr 2e-3) with a short warm-up. CPU-budget departures
 # from the SPNet-S recipe: training sees whole frames (resize + flip) instead of rrc2 crops
 # of a padded canvas (train and test scales agree and no compute goes to padding); the
 # re-id head takes at most 8 detected boxes per image (released: every box with IoU >= 0.7,
 # whose number, and cost, grows as the boxes improve); pedestrian anchor shapes (h/w 2, 3,
-# 4.5 instead of 0.5, 1, 2) at two sizes per level instead of three; RoIAlign sampling
-# ratio 1.
+# 4.5 instead of 0.5, 1, 2) at SPNet's sizes; RoIAlign sampling ratio 1.
 # Everything else (FixedNorm, sampling, the OC path, the re-id head, OIM) is SPNet-S.
 _base_ = [
     '../_base_/models/spnet-s_convnext-t.py', '../_base_/datasets/synthetic_prw.py',
@@ -19,7 +16,7 @@ _base_ = [
 ]
 channels = [24, 48, 96, 192]
 embed_dim = 64
-max_epochs = 12
+max_epochs = 16
 short_side, long_side = 192, 384
 
 model = dict(
@@ -33,15 +30,10 @@ model = dict(
     # Pedestrian anchor shapes: with SPNet's h/w ratios (0.5, 1, 2), 14 % (SPNet's sizes)
     # to 17 % (half sizes) of the synthetic test boxes at short side 192 have no anchor at
     # IoU >= 0.5, three in four of the thin ones (h/w > 4; median h/w is 2.9); with
-    # (2, 3, 4.5) none. Two sizes per level, a factor sqrt(2) apart, instead of SPNet's
-    # three: 6 anchors per location instead of 9 (the 3x3 anchor-embedding conv is 6 x d
-    # channels; 14 % more images/s at batch 8), still no test box without an anchor at
-    # IoU >= 0.5, 25 per box (tools/analysis_tools/anchor_coverage.py; docs/spnet.md,
-    # "Quick start anchors").
+    # (2, 3, 4.5) at SPNet's sizes none, and a box has ~40 anchors at IoU >= 0.5
+    # (tools/analysis_tools/anchor_coverage.py; docs/spnet.md, "Quick start anchors").
     bbox_head=dict(in_channels=channels[2], embed_dim=embed_dim,
-                   anchor_generator=dict(
-                       sizes=[[32, 45], [64, 90], [128, 181], [256, 362], [512, 724]],
-                       ratios=[2.0, 3.0, 4.5])),
+                   anchor_generator=dict(ratios=[2.0, 3.0, 4.5])),
     # RoIAlign with one sample per bin (released: 2): for people under ~110 px the 14x14
     # bins are already finer than the stride-8 map.
     roi_head=dict(roi_extractor=dict(out_channels=channels[2], roi_layer=dict(sampling_ratio=1)),
@@ -65,18 +57,18 @@ test_pipeline = [
     dict(type='WindowResize', short_side=short_side, long_side=long_side),
     dict(type='PackPersonSearchInputs')
 ]
-train_dataloader = dict(batch_size=4, num_workers=2,
+train_dataloader = dict(batch_size=8, num_workers=2,
                         dataset=dict(box_mode='spnet', pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(box_mode='spnet', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1.2e-3, betas=(0.9, 0.999), eps=1e-8,
+                     optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), eps=1e-8,
                                     weight_decay=5e-4),
                      clip_grad=dict(max_norm=10.0, norm_type=2))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=100),
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True),
 ]

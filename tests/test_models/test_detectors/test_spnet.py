@@ -177,8 +177,6 @@ def test_spnet_l_builds_trains_and_predicts_on_cpu():
 
 # Fine-tuning configs (those that start from a pre-training checkpoint too); the
 # pre-training ones (COCOPersons, synthetic COCO) are checked in test_spnet_pretrain.py.
-# batch 4 (docs/spnet.md, "Quick start recipe"); its QC variant keeps 4 images x 2 views
-QUICKSTART_OC = 'spnet-s_convnext-atto_quickstart_synthetic-prw.py'
 SPNET_CONFIGS = sorted(
     f for f in __import__('os').listdir(osp.join(ROOT, 'configs/spnet'))
     if f.endswith('.py') and not f.endswith(('coco-persons.py', 'synthetic-coco.py')))
@@ -192,9 +190,7 @@ def test_configs_load_with_paper_settings(name):
     # Settings every SPNet config shares (spnet.md §9, docs/config_parity.md).
     assert model.type == 'SPNet' and head.embed_dim == (64 if 'quickstart' in name else 128)
     assert head.loss_cls.alpha == 0.5 and head.loss_cls.gamma == 1.0
-    # the CPU quick-start keeps two of SPNet's three sizes per level (6 anchors per place)
-    assert head.anchor_generator.sizes[1] == ([64, 90] if 'quickstart' in name else
-                                              [64, 80, 101])
+    assert head.anchor_generator.sizes[1] == [64, 80, 101]
     # the CPU quick-start uses pedestrian anchor shapes (h/w) for its synthetic people
     assert head.anchor_generator.get('ratios', [0.5, 1.0, 2.0]) == (
         [2.0, 3.0, 4.5] if 'quickstart' in name else [0.5, 1.0, 2.0])
@@ -207,7 +203,7 @@ def test_configs_load_with_paper_settings(name):
     assert roi.loss_reid.scale == 30.0 and roi.loss_reid.momentum == 0.5
     assert roi.loss_reid.reduction == 'spnet' and roi.loss_reid.feat_dim == roi.reid_dim
     assert roi.num_loc_heads in (0, max(1, casc.num_stages))
-    assert cfg.train_dataloader.batch_size == (4 if name == QUICKSTART_OC else 8)
+    assert cfg.train_dataloader.batch_size == 8
     if 'quickstart' in name:
         assert cfg.model.backbone.init_cfg is None  # nothing to download
         return
