@@ -45,7 +45,8 @@ def search_index(inferencer, index: Union[str, GalleryIndex], query, query_bbox:
                  cbgm_k1: int = 10, cbgm_k2: int = 3, shortlist: Optional[int] = None,
                  nprobe: Optional[int] = None, out_file: Optional[str] = None,
                  image_root: Optional[str] = None, tile_height: int = 256,
-                 check_model: bool = True) -> dict:
+                 check_model: bool = True,
+                 exclude_sources: Optional[Sequence[str]] = None) -> dict:
     """Search a query person in a gallery index.
 
     Args:
@@ -63,6 +64,9 @@ def search_index(inferencer, index: Union[str, GalleryIndex], query, query_bbox:
         image_root (str, optional): folder of the images of a dump-built index.
         tile_height (int): tile height of the picture.
         check_model (bool): refuse an index built by another model.
+        exclude_sources (Sequence[str], optional): leave out the hits of these sources,
+            e.g. the query's own frame, which the CUHK-SYSU and PRW protocols never
+            search; the search goes deeper so that ``topk`` hits remain when it can.
 
     Returns:
         dict: ``hits`` (list of dicts: rank, similarity, source, frame, time, box,
@@ -82,8 +86,8 @@ def search_index(inferencer, index: Union[str, GalleryIndex], query, query_bbox:
         index.check_model(embedding_dim=len(q))
     thr = index.threshold if threshold == 'calibrated' else threshold
     depth = max(topk, cbgm_k1) if cbgm else topk
-    rows, sims = index.search_rows(q, depth, backend, shortlist, nprobe)
-    rows, sims = rows[0], sims[0]
+    rows, sims = _search_excluding(index, q, depth, backend, shortlist, nprobe,
+                                   set(exclude_sources or ()))
     if cbgm:
         from .rerank import build_context, cbgm_rerank
         pred = sample.pred_instances
@@ -108,6 +112,26 @@ def search_index(inferencer, index: Union[str, GalleryIndex], query, query_bbox:
         out['visualization'] = draw_index_hits(inferencer, query, box, hits, out_file,
                                                image_root, tile_height)
     return out
+
+
+def _search_excluding(index: GalleryIndex, query: np.ndarray, depth: int, backend: str,
+                      shortlist: Optional[int], nprobe: Optional[int],
+                      excluded: set) -> tuple:
+    """(depth,) rows and similarities of the best rows outside the ``excluded`` sources.
+
+    Searches ``depth`` rows, then twice as many while excluded rows crowd out the list
+    and the gallery holds more.
+    """
+    want = depth
+    while True:
+        rows, sims = index.search_rows(query, want, backend, shortlist, nprobe)
+        rows, sims = rows[0], sims[0]
+        if not excluded:
+            return rows, sims
+        keep = np.array([r['source'] not in excluded for r in index.records(rows)], bool)
+        if int(keep.sum()) >= depth or want >= len(index) or len(rows) < want:
+            return rows[keep][:depth], sims[keep][:depth]
+        want = min(2 * want, len(index))
 
 
 def draw_index_hits(inferencer, query, query_bbox, hits, out_file, image_root=None,

@@ -203,3 +203,27 @@ def test_float16_storage(tmp_path):
     want, want_sims = _brute(emb.astype(np.float16), q, 10)
     assert rows[0].tolist() == want.tolist()
     assert np.allclose(sims[0], want_sims, rtol=0, atol=1e-14)
+
+
+def test_search_excluding_sources_goes_deeper(tmp_path):
+    """The query's own frame left out (as the protocols do): still ``depth`` hits, the
+    best ones of the other sources, even when the excluded rows fill the first pages."""
+    from mmpsearch.retrieval.search_api import _search_excluding
+    rng = np.random.default_rng(0)
+    q = np.zeros(8, np.float32)
+    q[0] = 1
+    own = q + 0.01 * rng.standard_normal((30, 8)).astype(np.float32)  # 30 near-copies
+    others = rng.standard_normal((50, 8)).astype(np.float32)
+    index = GalleryIndex.create(str(tmp_path / 'idx'), 8)
+    index.add(own, 'query_frame.jpg')
+    index.add(others, [f'frame_{i % 5}.jpg' for i in range(50)])
+    rows, sims = _search_excluding(index, q, 4, 'exact', None, None, {'query_frame.jpg'})
+    assert len(rows) == 4 and all(r >= 30 for r in rows)
+    all_rows, all_sims = index.search_rows(q, 80)
+    want = [r for r in all_rows[0] if r >= 30][:4]
+    assert list(rows) == want and np.all(np.diff(sims) <= 0)
+    rows, _ = _search_excluding(index, q, 4, 'exact', None, None, set())
+    assert all(r < 30 for r in rows)
+    rows, _ = _search_excluding(index, q, 4, 'exact', None, None,
+                                {'query_frame.jpg'} | {f'frame_{i}.jpg' for i in range(5)})
+    assert len(rows) == 0  # everything excluded: nothing left, no endless deepening

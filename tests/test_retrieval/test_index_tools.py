@@ -120,6 +120,11 @@ def test_video_query_across_cameras_and_not_present(footage):
     x1, y1, x2, y2 = footage['truth'][top['frame']][2]  # identity 3's box in that frame
     assert abs(top['box'][0] - x1) <= 3 and abs(top['box'][3] - y2) <= 3
     assert all(20 <= h['frame'] < 30 for h in hits)  # every hit above threshold is right
+    # the video left out (as a query's own frame is): no hit from it
+    out = _run(_tool('query.py'), index, '--query', qpath, '--bbox', *map(str, boxes[0]),
+               '--threshold', 'none', '--exclude-source', footage['video']).stdout
+    assert not any(json.loads(line)['source'] == footage['video']
+                   for line in out.splitlines() if line.startswith('{'))
     # identity 4 never walks through camera A
     out = _run(_tool('query.py'), index, '--query', qpath, '--bbox',
                *map(str, boxes[1])).stdout

@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument('--shortlist', type=int, default=None,
                    help='approximate: candidates re-scored exactly (default 20 x topk, '
                    '>= 200)')
+    p.add_argument('--exclude-source', nargs='+', default=None, metavar='SOURCE',
+                   help='leave out hits from these sources (e.g. the query\'s own frame, '
+                   'which the CUHK-SYSU and PRW protocols never search)')
     p.add_argument('--out', default=None, help='draw the query and its hits into a picture')
     p.add_argument('--image-root', default=None,
                    help='folder of the images of an index built from a results dump')
@@ -75,7 +78,8 @@ def main(argv=None):
                                      threshold=_threshold(args.threshold), cbgm=args.cbgm,
                                      cbgm_k1=args.cbgm_k1, cbgm_k2=args.cbgm_k2,
                                      shortlist=args.shortlist, nprobe=args.nprobe,
-                                     out_file=args.out, image_root=args.image_root)
+                                     out_file=args.out, image_root=args.image_root,
+                                     exclude_sources=args.exclude_source)
     for hit in result['hits']:
         print(json.dumps(hit))
     print(result['message'] if result['found'] or result['threshold'] is None else
