@@ -219,7 +219,7 @@ def test_search_excluding_sources_goes_deeper(tmp_path):
     index.add(others, [f'frame_{i % 5}.jpg' for i in range(50)])
     rows, sims = _search_excluding(index, q, 4, 'exact', None, None, {'query_frame.jpg'})
     assert len(rows) == 4 and all(r >= 30 for r in rows)
-    all_rows, all_sims = index.search_rows(q, 80)
+    all_rows, _ = index.search_rows(q, 80)
     want = [r for r in all_rows[0] if r >= 30][:4]
     assert list(rows) == want and np.all(np.diff(sims) <= 0)
     rows, _ = _search_excluding(index, q, 4, 'exact', None, None, set())

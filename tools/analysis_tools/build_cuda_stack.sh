@@ -51,14 +51,15 @@ PY
 ext=$("$PY" -c 'import glob, os, mmcv; print(glob.glob(os.path.join(os.path.dirname(mmcv.__file__), "_ext*.so"))[0])')
 cuda_home=${CUDA_HOME:-$(nvcc --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ _HERE_=//p' | head -n1)/..}
 cuobjdump=$(command -v cuobjdump || ls "$cuda_home/bin/cuobjdump" 2>/dev/null || true)
+# the archs that must have a cubin (none to name when built for the visible GPUs)
+want=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
+if "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null \
+    && [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
+  want=""
+fi
 if [ -n "$cuobjdump" ]; then
   log "CUDA kernels in $ext (cubins per arch):"
   "$cuobjdump" --list-elf "$ext" | grep -o 'sm_[0-9]*' | sort | uniq -c
-  want=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
-  if "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null \
-      && [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
-    want=""  # built for the visible GPUs
-  fi
   for arch in ${want//;/ }; do
     sm=sm_${arch//./}
     sm=${sm%+PTX}
@@ -67,11 +68,6 @@ if [ -n "$cuobjdump" ]; then
 else
   # a minimal toolkit: read the fat binaries from the file itself
   log "no cuobjdump here (a minimal toolkit); CUDA kernels in $ext (entries per arch):"
-  want=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
-  if "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null \
-      && [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
-    want=""  # built for the visible GPUs
-  fi
   "$PY" "$REPO/tools/analysis_tools/fatbin_archs.py" "$ext" ${want:+--require ${want//;/ }}
 fi
 
