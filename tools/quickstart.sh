@@ -6,7 +6,7 @@
 # Usage: bash tools/quickstart.sh [--work-dir DIR] [--data-root DIR] [--seed N]
 # Prints the untrained and trained search mAP / top-1, re-id mAP and detection AP; writes
 # DIR/search_examples.png. --seed sets the training seed (default: the config's, 0).
-# About 11-12 minutes on a 2-core CPU (docs/get_started.md).
+# About 15 minutes on a 2-core CPU (docs/get_started.md).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK_DIR=$REPO/work_dirs/quickstart

@@ -190,15 +190,12 @@ def test_configs_load_with_paper_settings(name):
     # Settings every SPNet config shares (spnet.md §9, docs/config_parity.md).
     assert model.type == 'SPNet' and head.embed_dim == (64 if 'quickstart' in name else 128)
     assert head.loss_cls.alpha == 0.5 and head.loss_cls.gamma == 1.0
-    # the OC quick start: two of SPNet's three sizes per level and no ignore band
-    # (docs/spnet.md, "Quick start recipe"); every other config keeps SPNet's
-    oc_quick = name == 'spnet-s_convnext-atto_quickstart_synthetic-prw.py'
-    assert head.anchor_generator.sizes[1] == ([64, 90] if oc_quick else [64, 80, 101])
+    assert head.anchor_generator.sizes[1] == [64, 80, 101]
     # the CPU quick-start uses pedestrian anchor shapes (h/w) for its synthetic people
     assert head.anchor_generator.get('ratios', [0.5, 1.0, 2.0]) == (
         [2.0, 3.0, 4.5] if 'quickstart' in name else [0.5, 1.0, 2.0])
     assert model.train_cfg.bbox_head.assigner.pos_iou_thr == 0.5
-    assert model.train_cfg.bbox_head.assigner.neg_iou_thr == (0.5 if oc_quick else 0.4)
+    assert model.train_cfg.bbox_head.assigner.neg_iou_thr == 0.4
     assert model.train_cfg.bbox_head.qc.num_pairs == 32
     assert model.train_cfg.bbox_head.qc.num_anchors == 64
     assert model.train_cfg.roi_head.pos_iou_thr == 0.7
@@ -206,8 +203,7 @@ def test_configs_load_with_paper_settings(name):
     assert roi.loss_reid.scale == 30.0 and roi.loss_reid.momentum == 0.5
     assert roi.loss_reid.reduction == 'spnet' and roi.loss_reid.feat_dim == roi.reid_dim
     assert roi.num_loc_heads in (0, max(1, casc.num_stages))
-    # the OC quick start: batch 4, the most images/s on a 2-core CPU
-    assert cfg.train_dataloader.batch_size == (4 if oc_quick else 8)
+    assert cfg.train_dataloader.batch_size == 8
     if 'quickstart' in name:
         assert cfg.model.backbone.init_cfg is None  # nothing to download
         return
