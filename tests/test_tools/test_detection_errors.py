@@ -86,3 +86,15 @@ def test_out_needs_nms(dump_path, tmp_path):
     proc = subprocess.run([sys.executable, TOOL, dump_path, '--out', str(tmp_path / 'x.pkl')],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 2 and 'needs --nms-iou' in proc.stderr
+
+
+def test_query_centric_dump_is_refused(tmp_path):
+    case = _case()
+    records = case.records()
+    for rec in records:
+        rec['det_query_idx'] = np.zeros(len(rec['det_scores']), np.int64)
+    path = str(tmp_path / 'qc.pkl')
+    write_dump(path, make_dump(records, case.search_protocol, qc_protocols=['std']))
+    proc = subprocess.run([sys.executable, TOOL, path], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == 1 and 'query-centric dump' in proc.stderr

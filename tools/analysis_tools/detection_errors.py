@@ -72,8 +72,6 @@ def stricter_nms(records, iou_thr: float):
         for key in ('det_bboxes', 'det_scores', 'det_embeddings'):
             if rec.get(key) is not None:
                 rec[key] = np.asarray(rec[key])[keep]
-        if rec.get('det_query_idx') is not None:
-            rec['det_query_idx'] = np.asarray(rec['det_query_idx'])[keep]
     return records
 
 
@@ -141,6 +139,12 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     dump = load_dump(args.dump)
     records = dump['records']
+    if dump.get('qc_protocols') or any(r.get('det_query_idx') is not None for r in records):
+        # each query has its own detections on an image: counting or suppressing them
+        # together would mix the queries' detection sets
+        raise SystemExit(f'{args.dump}: a query-centric dump (detections per query); this '
+                         'tool reads object-centric dumps (tools/test.py --out with an OC '
+                         'config)')
     if args.nms_iou is not None:
         records = stricter_nms(records, args.nms_iou)
         if args.out:
