@@ -3,7 +3,9 @@
 in a subprocess as a user runs it; ``--nms-iou --out`` writes a dump that loads and
 evaluates."""
 import json
+import os
 import os.path as osp
+import pickle
 import subprocess
 import sys
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from mmpsearch.evaluation import load_dump, make_dump, write_dump
+from mmpsearch.evaluation.dump import FORMAT
 from mmpsearch.evaluation.toy_data import hand_case
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -98,3 +101,23 @@ def test_query_centric_dump_is_refused(tmp_path):
     proc = subprocess.run([sys.executable, TOOL, path], capture_output=True, text=True,
                           cwd=REPO, timeout=300)
     assert proc.returncode == 1 and 'query-centric dump' in proc.stderr
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_hostile_dump_is_refused_without_running_code(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = str(tmp_path / 'evil.pkl')
+    with open(path, 'wb') as f:
+        pickle.dump(dict(format=FORMAT, version=1, records=[_Exploit(marker)]), f)
+    proc = subprocess.run([sys.executable, TOOL, path, '--nms-iou', '0.4', '--out',
+                           str(tmp_path / 'out.pkl')], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode != 0 and 'UnsafeDumpError' in proc.stderr
+    assert not marker.exists() and not (tmp_path / 'out.pkl').exists()
